@@ -1,0 +1,154 @@
+"""`broker serve`, `broker dev`, `broker token mint` and `broker simulator`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+
+import uvicorn
+from starlette.datastructures import Secret
+from starlette.types import ASGIApp
+
+from broker.app import create_app
+from broker.identity import TokenService
+from broker.observability import configure_logging
+from broker.settings import (
+    Settings,
+    SettingsError,
+    check_for_production,
+    load_settings,
+)
+
+DEV_SUBJECT = "dev-user"
+DEV_SERVICE_KEY = "development-only-service-key-000000"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except SettingsError as exc:
+        print(f"broker: refusing to start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="broker", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the broker in production")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=_serve)
+
+    dev = commands.add_parser("dev", help="run everything embedded: no key or Redis needed")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--simulator-port", type=int, default=None, help="default: --port + 1")
+    dev.set_defaults(run=_dev)
+
+    token = commands.add_parser("token", help="tokens for end users")
+    token_commands = token.add_subparsers(required=True, metavar="ACTION")
+    mint = token_commands.add_parser("mint", help="print a token for a subject")
+    mint.add_argument("--sub", required=True, help="the end user's id")
+    mint.add_argument("--ttl", type=int, default=None, help="seconds (BROKER_TOKEN_TTL)")
+    mint.set_defaults(run=_mint)
+
+    simulator = commands.add_parser("simulator", help="run the Gladia Live v2 simulator")
+    simulator.add_argument("--host", default="127.0.0.1")
+    simulator.add_argument("--port", type=int, default=8001)
+    simulator.add_argument("--api-key", default=None, help="generated and printed when absent")
+    simulator.add_argument("--webhook-url", default=None)
+    simulator.add_argument("--webhook-secret", default=None, help="whsec_…")
+    simulator.set_defaults(run=_simulator)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    problems = check_for_production(settings)
+    if problems:
+        raise SettingsError("; ".join(problems))
+    configure_logging(json_lines=True, level=os.environ.get("LOG_LEVEL", "INFO"))
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
+
+
+def _mint(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    tokens = TokenService(settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s)
+    print(tokens.mint(args.sub, args.ttl).token)
+
+
+def _simulator(args: argparse.Namespace) -> None:
+    from broker.simulator.standalone import serve
+
+    serve(args.host, args.port, args.api_key, args.webhook_url, args.webhook_secret)
+
+
+def _dev(args: argparse.Namespace) -> None:
+    from broker.simulator import SimulatorConfig, create_simulator_app
+
+    simulator_port = args.simulator_port or args.port + 1
+    simulator_key = secrets.token_urlsafe(24)
+    settings = load_settings()
+    settings = replace(
+        settings,
+        gladia_api_key=Secret(simulator_key),
+        gladia_api_url=f"http://127.0.0.1:{simulator_port}",
+        service_keys=settings.service_keys or (Secret(DEV_SERVICE_KEY),),
+    )
+    configure_logging(json_lines=False, level=os.environ.get("LOG_LEVEL", "INFO"))
+    broker_app = create_app(settings)
+    simulator_app = create_simulator_app(SimulatorConfig(api_key=simulator_key))
+    print(_dev_banner(settings, args.host, args.port, simulator_port), flush=True)
+    servers = [
+        _server(broker_app, args.host, args.port),
+        _server(simulator_app, "127.0.0.1", simulator_port),
+    ]
+    asyncio.run(_serve_together(servers))
+
+
+def _server(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None)
+    return uvicorn.Server(config)
+
+
+async def _serve_together(servers: list[uvicorn.Server]) -> None:
+    await asyncio.gather(*(server.serve() for server in servers))
+
+
+def _dev_banner(settings: Settings, host: str, port: int, simulator_port: int) -> str:
+    tokens = TokenService(settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s)
+    token = tokens.mint(DEV_SUBJECT, settings.token_max_ttl_s).token
+    base = f"http://{host}:{port}"
+    store = "Redis at REDIS_URL" if settings.redis_url else "in-memory store (single process)"
+    return f"""
+Gladia broker, development mode
+  broker     {base}
+  Gladia     simulator at http://127.0.0.1:{simulator_port} (no real Gladia is called)
+  state      {store}
+
+A development token for the user "{DEV_SUBJECT}", valid {settings.token_max_ttl_s // 3600} h:
+  export TOKEN={token}
+
+Try it:
+  curl -s -X POST {base}/v1/sessions -H "Authorization: Bearer $TOKEN" \\
+       -H 'content-type: application/json' -d '{{"language_config": {{"languages": ["en"]}}}}'
+  curl -s {base}/v1/sessions/SESSION_ID -H "Authorization: Bearer $TOKEN"
+  curl -s {base}/v1/sessions/SESSION_ID/result -H "Authorization: Bearer $TOKEN"
+"""

@@ -1,0 +1,155 @@
+"""Domain exceptions and their RFC 9457 problem+json rendering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One named field of a request and what is wrong with it."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class BrokerError(Exception):
+    """Base of every error the broker answers deliberately."""
+
+    status_code = 500
+    title = "Internal error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after_s: int | None = None,
+        problems: tuple[FieldProblem, ...] = (),
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+        self.problems = problems
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after_s is None:
+            return {}
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class BadRequest(BrokerError):
+    status_code = 400
+    title = "Bad request"
+
+
+class Unauthorized(BrokerError):
+    status_code = 401
+    title = "Unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(BrokerError):
+    status_code = 403
+    title = "Forbidden"
+
+
+class NotFound(BrokerError):
+    status_code = 404
+    title = "Not found"
+
+
+class Conflict(BrokerError):
+    status_code = 409
+    title = "Conflict"
+
+
+class PayloadTooLarge(BrokerError):
+    status_code = 413
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(BrokerError):
+    status_code = 415
+    title = "Unsupported media type"
+
+
+class InvalidFields(BrokerError):
+    """The request body parsed but names fields that are unknown, forbidden or invalid."""
+
+    status_code = 422
+    title = "Invalid request fields"
+
+
+class ServiceUnavailable(BrokerError):
+    status_code = 503
+    title = "Service unavailable"
+
+
+class StoreUnavailable(ServiceUnavailable):
+    title = "Session store unavailable"
+
+
+class UpstreamError(BrokerError):
+    """Gladia did not give a usable answer."""
+
+    status_code = 502
+    title = "Bad gateway"
+
+
+class UpstreamRejected(UpstreamError):
+    """Gladia refused the request's content (its 400 or 422)."""
+
+    def __init__(self, status_code: int, problems: tuple[FieldProblem, ...]) -> None:
+        super().__init__("Gladia refused the session configuration", problems=problems)
+        self.status_code = status_code
+        self.title = "Invalid session configuration"
+
+
+class UpstreamNotFound(UpstreamError):
+    status_code = 404
+    title = "Not found"
+
+
+class UpstreamConflict(UpstreamError):
+    status_code = 409
+    title = "Conflict"
+
+
+class UpstreamBusy(UpstreamError):
+    """Gladia's account capacity is used up (its 429): our capacity, not the user's misuse."""
+
+    status_code = 503
+    title = "Transcription capacity exhausted"
+
+
+class UpstreamTimeout(UpstreamError):
+    status_code = 504
+    title = "Gateway timeout"
+
+
+def problem_response(error: BrokerError, instance: str | None = None) -> JSONResponse:
+    """Render a domain error as RFC 9457 problem details."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": error.title,
+        "status": error.status_code,
+    }
+    if error.detail:
+        body["detail"] = error.detail
+    if instance:
+        body["instance"] = instance
+    if error.problems:
+        body["errors"] = [problem.as_dict() for problem in error.problems]
+    return JSONResponse(
+        body, status_code=error.status_code, headers=error.headers(), media_type=PROBLEM_JSON
+    )

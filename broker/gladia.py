@@ -1,0 +1,243 @@
+"""The only code that speaks HTTP to Gladia; upstream failures become domain errors here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from broker.errors import (
+    FieldProblem,
+    UpstreamBusy,
+    UpstreamConflict,
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
+from broker.settings import Settings
+
+logger = logging.getLogger("broker.gladia")
+
+LIVE_PATH = "/v2/live"
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class UpstreamAnswer:
+    """A complete, size-capped answer from Gladia."""
+
+    method: str
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class CreatedSession:
+    """Gladia's answer to a create: the only three things a client ever needs."""
+
+    id: str
+    url: str
+    created_at: str
+
+
+def open_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The process's one client for Gladia: explicit timeouts and pool limits, no env proxies."""
+    if settings.gladia_api_key is None:
+        raise ValueError("GLADIA_API_KEY is required to call Gladia")
+    timeout = httpx.Timeout(
+        connect=settings.gladia_connect_timeout_s,
+        read=settings.gladia_read_timeout_s,
+        write=settings.gladia_read_timeout_s,
+        pool=1.0,
+    )
+    limits = httpx.Limits(
+        max_connections=settings.gladia_max_connections,
+        max_keepalive_connections=min(settings.gladia_max_connections, 50),
+        keepalive_expiry=30,
+    )
+    # Transport retries only cover connection establishment, when nothing was sent yet.
+    transport = httpx.AsyncHTTPTransport(retries=1, limits=limits)
+    return httpx.AsyncClient(
+        base_url=settings.gladia_origin,
+        headers={"x-gladia-key": str(settings.gladia_api_key)},
+        timeout=timeout,
+        transport=transport,
+        trust_env=False,
+        follow_redirects=False,
+    )
+
+
+class GladiaClient:
+    """Gladia Live v2's REST surface, as the broker uses it."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+        self._http = http
+        self._total_timeout_s = settings.gladia_total_timeout_s
+        self._retry_after_s = settings.retry_after_s
+        api = urlsplit(settings.gladia_api_url)
+        self._ws_scheme = "wss" if api.scheme == "https" else "ws"
+        self._api_host = api.hostname or ""
+
+    async def create_live_session(
+        self, body: Mapping[str, Any], region: str | None
+    ) -> CreatedSession:
+        """`POST /v2/live`, never retried: each create that reaches Gladia is billable."""
+        params = {"region": region} if region else None
+        response = await self._send("POST", LIVE_PATH, json=body, params=params)
+        if response.status_code not in (200, 201):
+            raise self._failure(response)
+        payload = _json_object(response)
+        created = CreatedSession(
+            id=_string(payload, "id"),
+            url=_string(payload, "url"),
+            created_at=_string(payload, "created_at"),
+        )
+        self._check_session_url(created.url)
+        return created
+
+    async def get_live_session(self, session_id: str) -> dict[str, Any]:
+        response = await self._send("GET", f"{LIVE_PATH}/{session_id}")
+        if response.status_code != 200:
+            raise self._failure(response)
+        return _json_object(response)
+
+    async def delete_live_session(self, session_id: str) -> None:
+        """Delete a finished session; 404 means it is already gone, which is the goal."""
+        response = await self._send("DELETE", f"{LIVE_PATH}/{session_id}")
+        if response.status_code in (200, 202, 204, 404):
+            return
+        raise self._failure(response)
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> UpstreamAnswer:
+        try:
+            # `read` bounds the gap between bytes; the deadline bounds a server that drips.
+            async with asyncio.timeout(self._total_timeout_s):
+                async with self._http.stream(method, path, **kwargs) as response:
+                    body = await _read_capped(response)
+                    return UpstreamAnswer(method, response.status_code, response.headers, body)
+        except (TimeoutError, httpx.TimeoutException):
+            logger.warning("gladia %s %s timed out", method, _route(path))
+            raise UpstreamTimeout("Gladia did not answer in time") from None
+        except httpx.HTTPError as exc:
+            logger.warning("gladia %s %s failed: %s", method, _route(path), type(exc).__name__)
+            raise UpstreamError("Gladia could not be reached") from None
+
+    def _failure(self, response: UpstreamAnswer) -> UpstreamError:
+        status = response.status_code
+        request_id = _request_id(response)
+        logger.warning("gladia answered %s (request %s)", status, request_id)
+        if status in (400, 422):
+            return UpstreamRejected(status, _validation_problems(response))
+        if status == 404:
+            return UpstreamNotFound()
+        if status == 403 and response.method == "DELETE":
+            return UpstreamConflict("The session is still live at Gladia; stop it and try again")
+        if status == 429:
+            retry_after = _retry_after(response) or self._retry_after_s
+            return UpstreamBusy("Try again shortly", retry_after_s=retry_after)
+        # 401/403 mean our key is refused: the caller can do nothing about it.
+        return UpstreamError("Gladia could not serve the request")
+
+    def _check_session_url(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != self._ws_scheme or parts.hostname != self._api_host:
+            host_ok = (parts.hostname or "").endswith(".gladia.io") and parts.scheme == "wss"
+            if not host_ok:
+                logger.error("gladia returned a session URL for an unexpected host")
+                raise UpstreamError("Gladia returned an unusable session")
+
+    @asynccontextmanager
+    async def stream_file(self, session_id: str) -> AsyncIterator[httpx.Response]:
+        """The recorded audio, streamed; the caller iterates `aiter_bytes()` inside the context."""
+        request = self._http.build_request("GET", f"{LIVE_PATH}/{session_id}/file")
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TimeoutException:
+            raise UpstreamTimeout("Gladia did not answer in time") from None
+        except httpx.HTTPError:
+            raise UpstreamError("Gladia could not be reached") from None
+        try:
+            if response.status_code != 200:
+                body = await _read_capped(response)
+                answer = UpstreamAnswer("GET", response.status_code, response.headers, body)
+                raise self._failure(answer)
+            yield response
+        finally:
+            await response.aclose()
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise httpx.RemoteProtocolError("response too large")
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body.extend(chunk)
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise httpx.RemoteProtocolError("response too large")
+    return bytes(body)
+
+
+def _json_object(response: UpstreamAnswer) -> dict[str, Any]:
+    payload = response.json()
+    if not isinstance(payload, dict):
+        raise UpstreamError("Gladia returned an unreadable answer")
+    return payload
+
+
+def _string(payload: Mapping[str, Any], key: str) -> str:
+    value = payload.get(key)
+    if not isinstance(value, str) or not value:
+        raise UpstreamError("Gladia returned an incomplete answer")
+    return value
+
+
+def _validation_problems(response: UpstreamAnswer) -> tuple[FieldProblem, ...]:
+    payload = response.json()
+    errors = payload.get("validation_errors") if isinstance(payload, dict) else None
+    if not isinstance(errors, list):
+        message = payload.get("message") if isinstance(payload, dict) else None
+        errors = [message] if isinstance(message, str) else []
+    problems = []
+    for error in errors[:20]:
+        # A message quoting a URL could quote the callback capability: leave it out.
+        if isinstance(error, str) and "://" not in error:
+            field = error.split(" ", 1)[0].strip('"')
+            problems.append(FieldProblem(field=field[:100], message=error[:300]))
+    return tuple(problems)
+
+
+def _retry_after(response: UpstreamAnswer) -> int | None:
+    value = response.headers.get("retry-after", "")
+    return int(value) if value.isdigit() and 0 < int(value) <= 3600 else None
+
+
+def _request_id(response: UpstreamAnswer) -> str:
+    for header in ("x-aipi-call-id", "x-gladia-request-id", "x-request-id"):
+        if header in response.headers:
+            return response.headers[header][:64]
+    return "-"
+
+
+def _route(path: str) -> str:
+    """A path with the session id left out, for logs."""
+    return (
+        LIVE_PATH
+        + ("/{id}" if path != LIVE_PATH else "")
+        + ("/file" if path.endswith("/file") else "")
+    )

@@ -1,0 +1,53 @@
+"""Reading untrusted request bodies and writing JSON answers, the same way on every route."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from broker.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refused with 413 as soon as it exceeds `max_bytes`, before it is all read."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("Content-Length is not a number")
+        if int(declared) > max_bytes:
+            raise PayloadTooLarge(f"The body must be at most {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > max_bytes:
+            raise PayloadTooLarge(f"The body must be at most {max_bytes} bytes")
+    return bytes(body)
+
+
+async def read_json(request: Request, max_bytes: int, *, required: bool = True) -> Any:
+    """The body parsed as JSON, or a 4xx that says what is wrong with it."""
+    body = await read_body(request, max_bytes)
+    if not body.strip():
+        if required:
+            raise BadRequest("The body must be a JSON object")
+        return {}
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType("The body must be sent as application/json")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise BadRequest("The body is not valid UTF-8") from None
+    except RecursionError:
+        raise BadRequest("The body is nested too deeply") from None
+    except ValueError as exc:
+        raise BadRequest(f"The body is not valid JSON ({exc.args[0].split(':')[0]})") from None
+
+
+def json_response(content: Any, status_code: int = 200, *, no_store: bool = False) -> JSONResponse:
+    return JSONResponse(content, status_code=status_code, headers=NO_STORE if no_store else None)

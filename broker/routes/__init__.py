@@ -1,0 +1,1 @@
+"""Thin handlers, one module per surface; the work lives in the rooms they call."""

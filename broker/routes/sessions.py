@@ -1,0 +1,137 @@
+"""`/v1/sessions`: an end user's live sessions, created, found again, read and deleted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from broker.errors import BadRequest, NotFound, UpstreamNotFound
+from broker.http import json_response, read_json
+from broker.identity import Subject
+from broker.results import public_result
+from broker.services import Services, services
+from broker.settings import GLADIA_MAX_SESSION_S
+from broker.store import SessionRecord
+
+MAX_PAGE = 100
+
+
+def session_view(record: SessionRecord) -> dict[str, Any]:
+    """What the owner sees of a session; the URL only while it can still be used."""
+    view: dict[str, Any] = {
+        "id": record.id,
+        "status": record.status,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "messages_config": record.messages_config,
+    }
+    if not record.is_final:
+        view["url"] = record.url
+    return view
+
+
+async def create_session_record(
+    found: Services, subject: Subject, client_body: object, region: str | None = None
+) -> SessionRecord:
+    """Policy, then Gladia, then the store: one create, shared by every surface."""
+    init = found.policy.build_init_request(client_body, subject.key)
+    created = await found.gladia.create_live_session(init.body, region or init.region)
+    expires_at = datetime.now(UTC) + timedelta(seconds=GLADIA_MAX_SESSION_S)
+    record = SessionRecord(
+        id=created.id,
+        owner=subject.key,
+        url=created.url,
+        created_at=created.created_at,
+        expires_at=expires_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        status="created",
+        messages_config=init.messages_config,
+        request_id=init.request_id,
+    )
+    await found.store.save(record)
+    return record
+
+
+async def owned_record(found: Services, subject: Subject, session_id: str) -> SessionRecord:
+    """The subject's session; anyone else's is indistinguishable from a missing one."""
+    record = await found.store.load(subject.key, session_id)
+    if record is None:
+        raise NotFound("No such session")
+    return record
+
+
+async def fetch_result(found: Services, record: SessionRecord) -> dict[str, Any]:
+    """Gladia's result for the session, sanitised, cached once it is final."""
+    cached = await found.store.load_result(record)
+    if cached is not None:
+        return cached
+    try:
+        upstream = await found.gladia.get_live_session(record.id)
+    except UpstreamNotFound:
+        raise NotFound("No such session") from None
+    result = public_result(upstream)
+    if result.get("status") in ("done", "error"):
+        await found.store.save_final_result(record, result)
+    return result
+
+
+async def create_session(request: Request) -> Response:
+    found = services(request)
+    subject = found.authenticator.authenticate(request.headers)
+    body = await read_json(request, found.settings.max_body_bytes, required=False)
+    record = await create_session_record(found, subject, body)
+    view = session_view(record)
+    view.pop("status")
+    return json_response(view, 201, no_store=True)
+
+
+async def get_session(request: Request) -> Response:
+    found = services(request)
+    subject = found.authenticator.authenticate(request.headers)
+    record = await owned_record(found, subject, request.path_params["session_id"])
+    return json_response(session_view(record), no_store=True)
+
+
+async def get_result(request: Request) -> Response:
+    found = services(request)
+    subject = found.authenticator.authenticate(request.headers)
+    record = await owned_record(found, subject, request.path_params["session_id"])
+    return json_response(await fetch_result(found, record), no_store=True)
+
+
+async def delete_session(request: Request) -> Response:
+    found = services(request)
+    subject = found.authenticator.authenticate(request.headers)
+    record = await owned_record(found, subject, request.path_params["session_id"])
+    await found.gladia.delete_live_session(record.id)
+    await found.store.delete(record)
+    return Response(status_code=204)
+
+
+async def list_sessions(request: Request) -> Response:
+    found = services(request)
+    subject = found.authenticator.authenticate(request.headers)
+    limit_text = request.query_params.get("limit", "20")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}")
+    page = await found.store.list_page(
+        subject.key, int(limit_text), request.query_params.get("cursor")
+    )
+    items = []
+    for record in page.records:
+        item = session_view(record)
+        item.pop("url", None)
+        items.append(item)
+    return json_response({"items": items, "next_cursor": page.next_cursor}, no_store=True)
+
+
+routes = [
+    Route("/v1/sessions", create_session, methods=["POST"]),
+    Route("/v1/sessions", list_sessions, methods=["GET"]),
+    Route("/v1/sessions/{session_id}", get_session, methods=["GET"]),
+    Route("/v1/sessions/{session_id}", delete_session, methods=["DELETE"]),
+    Route("/v1/sessions/{session_id}/result", get_result, methods=["GET"]),
+]

@@ -1,0 +1,205 @@
+"""Typed settings, read once from the environment and `.env`, and the checks `serve` runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from starlette.config import Config
+from starlette.datastructures import CommaSeparatedStrings, Secret
+
+# Signs development tokens only; `broker serve` refuses to start while it is configured.
+DEVELOPMENT_SECRET = "development-only-insecure-secret-key"  # noqa: S105
+MIN_SECRET_LENGTH = 32
+
+GLADIA_REGIONS = ("us-west", "eu-west")
+AUTH_MODES = ("token",)
+
+# A live session lasts at most 3 h at Gladia; its record outlives that by a margin.
+GLADIA_MAX_SESSION_S = 3 * 3600
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be read, or that makes the broker unsafe to run."""
+
+
+def _secrets(value: str) -> tuple[Secret, ...]:
+    return tuple(Secret(item) for item in CommaSeparatedStrings(value) if item)
+
+
+def _strings(value: str) -> tuple[str, ...]:
+    return tuple(item for item in CommaSeparatedStrings(value) if item)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the broker is configured with; built by `load_settings`, never mutated."""
+
+    gladia_api_key: Secret | None = None
+    gladia_api_url: str = "https://api.gladia.io"
+    gladia_region: str | None = None
+    gladia_connect_timeout_s: float = 2.0
+    gladia_read_timeout_s: float = 10.0
+    gladia_total_timeout_s: float = 12.0
+    gladia_max_connections: int = 100
+
+    redis_url: str | None = None
+    redis_socket_timeout_s: float = 1.0
+    redis_connect_timeout_s: float = 1.0
+    redis_max_connections: int = 100
+    redis_pool_timeout_s: float = 1.0
+
+    secret_keys: tuple[Secret, ...] = (Secret(DEVELOPMENT_SECRET),)
+    service_keys: tuple[Secret, ...] = ()
+    public_url: str | None = None
+    auth_modes: tuple[str, ...] = ("token",)
+    token_ttl_s: int = 3600
+    token_max_ttl_s: int = 24 * 3600
+    cors_origins: tuple[str, ...] = ()
+
+    session_ttl_s: int = GLADIA_MAX_SESSION_S + 30 * 60
+    result_ttl_s: int = 7 * 24 * 3600
+    max_body_bytes: int = 64 * 1024
+    max_channels: int = 8
+    sessions_index_max: int = 1000
+    retry_after_s: int = 5
+
+    @property
+    def gladia_origin(self) -> str:
+        parts = urlsplit(self.gladia_api_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def all_secrets(self) -> tuple[str, ...]:
+        """Every secret value the broker holds, for the log redaction layer."""
+        held = [*self.secret_keys, *self.service_keys]
+        if self.gladia_api_key is not None:
+            held.append(self.gladia_api_key)
+        return tuple(str(secret) for secret in held if str(secret))
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Read and check the settings; raises SettingsError naming the setting that is wrong."""
+    env_path = Path(env_file) if env_file is not None else None
+    config = Config(
+        env_path if env_path is not None and env_path.is_file() else None,
+        environ=dict(os.environ if environ is None else environ),
+    )
+    defaults = Settings()
+    try:
+        settings = Settings(
+            gladia_api_key=config("GLADIA_API_KEY", cast=Secret, default=None) or None,
+            gladia_api_url=config("GLADIA_API_URL", default=defaults.gladia_api_url).rstrip("/"),
+            gladia_region=config("GLADIA_REGION", default=None) or None,
+            gladia_connect_timeout_s=config(
+                "GLADIA_CONNECT_TIMEOUT_S", cast=float, default=defaults.gladia_connect_timeout_s
+            ),
+            gladia_read_timeout_s=config(
+                "GLADIA_READ_TIMEOUT_S", cast=float, default=defaults.gladia_read_timeout_s
+            ),
+            gladia_total_timeout_s=config(
+                "GLADIA_TOTAL_TIMEOUT_S", cast=float, default=defaults.gladia_total_timeout_s
+            ),
+            gladia_max_connections=config(
+                "GLADIA_MAX_CONNECTIONS", cast=int, default=defaults.gladia_max_connections
+            ),
+            redis_url=config("REDIS_URL", default=None) or None,
+            redis_socket_timeout_s=config(
+                "REDIS_SOCKET_TIMEOUT_S", cast=float, default=defaults.redis_socket_timeout_s
+            ),
+            redis_connect_timeout_s=config(
+                "REDIS_CONNECT_TIMEOUT_S", cast=float, default=defaults.redis_connect_timeout_s
+            ),
+            redis_max_connections=config(
+                "REDIS_MAX_CONNECTIONS", cast=int, default=defaults.redis_max_connections
+            ),
+            redis_pool_timeout_s=config(
+                "REDIS_POOL_TIMEOUT_S", cast=float, default=defaults.redis_pool_timeout_s
+            ),
+            secret_keys=config("BROKER_SECRET_KEYS", cast=_secrets, default=DEVELOPMENT_SECRET),
+            service_keys=config("BROKER_SERVICE_KEYS", cast=_secrets, default=()),
+            public_url=(config("BROKER_PUBLIC_URL", default=None) or "").rstrip("/") or None,
+            auth_modes=config("BROKER_AUTH_MODES", cast=_strings, default="token"),
+            token_ttl_s=config("BROKER_TOKEN_TTL", cast=int, default=defaults.token_ttl_s),
+            token_max_ttl_s=config(
+                "BROKER_TOKEN_MAX_TTL", cast=int, default=defaults.token_max_ttl_s
+            ),
+            cors_origins=config("BROKER_CORS_ORIGINS", cast=_strings, default=()),
+            session_ttl_s=config("BROKER_SESSION_TTL", cast=int, default=defaults.session_ttl_s),
+            result_ttl_s=config("BROKER_RESULT_TTL", cast=int, default=defaults.result_ttl_s),
+            max_body_bytes=config(
+                "BROKER_MAX_BODY_BYTES", cast=int, default=defaults.max_body_bytes
+            ),
+            max_channels=config("BROKER_MAX_CHANNELS", cast=int, default=defaults.max_channels),
+            sessions_index_max=config(
+                "BROKER_SESSIONS_INDEX_MAX", cast=int, default=defaults.sessions_index_max
+            ),
+            retry_after_s=config("BROKER_RETRY_AFTER", cast=int, default=defaults.retry_after_s),
+        )
+    except (ValueError, KeyError) as exc:
+        # Starlette's message names the setting and its value; the value may be a secret.
+        name = str(exc).split("'")[1] if "'" in str(exc) else "a setting"
+        raise SettingsError(f"{name} has a value of the wrong type") from None
+    problems = check_consistency(settings)
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return settings
+
+
+def check_consistency(settings: Settings) -> list[str]:
+    """Problems that make any run impossible, whatever the mode."""
+    problems = []
+    if urlsplit(settings.gladia_api_url).scheme not in ("http", "https"):
+        problems.append("GLADIA_API_URL must be an http(s) URL")
+    if settings.gladia_region not in (None, *GLADIA_REGIONS):
+        problems.append(f"GLADIA_REGION must be one of {', '.join(GLADIA_REGIONS)}")
+    if not settings.secret_keys:
+        problems.append("BROKER_SECRET_KEYS must hold at least one key")
+    unknown_modes = [mode for mode in settings.auth_modes if mode not in AUTH_MODES]
+    if unknown_modes or not settings.auth_modes:
+        problems.append(f"BROKER_AUTH_MODES must be a list of {', '.join(AUTH_MODES)}")
+    if settings.public_url and urlsplit(settings.public_url).scheme not in ("http", "https"):
+        problems.append("BROKER_PUBLIC_URL must be an http(s) URL")
+    if not 1 <= settings.max_channels <= 8:
+        problems.append("BROKER_MAX_CHANNELS must be between 1 and 8")
+    for name, value in (
+        ("BROKER_TOKEN_TTL", settings.token_ttl_s),
+        ("BROKER_SESSION_TTL", settings.session_ttl_s),
+        ("BROKER_RESULT_TTL", settings.result_ttl_s),
+        ("BROKER_MAX_BODY_BYTES", settings.max_body_bytes),
+    ):
+        if value <= 0:
+            problems.append(f"{name} must be positive")
+    if settings.token_ttl_s > settings.token_max_ttl_s:
+        problems.append("BROKER_TOKEN_TTL must not exceed BROKER_TOKEN_MAX_TTL")
+    if settings.session_ttl_s < GLADIA_MAX_SESSION_S:
+        problems.append("BROKER_SESSION_TTL must cover a whole live session (10800 s or more)")
+    return problems
+
+
+def check_for_production(settings: Settings) -> list[str]:
+    """What `broker serve` refuses to start with, each naming its setting."""
+    problems = []
+    if settings.gladia_api_key is None:
+        problems.append("GLADIA_API_KEY is missing")
+    if not settings.redis_url:
+        problems.append("REDIS_URL is missing (the in-memory store is for `broker dev` only)")
+    if not settings.public_url:
+        problems.append("BROKER_PUBLIC_URL is missing")
+    for secret in settings.secret_keys:
+        value = str(secret)
+        if value == DEVELOPMENT_SECRET:
+            problems.append("BROKER_SECRET_KEYS holds the development key")
+        elif len(value) < MIN_SECRET_LENGTH:
+            problems.append(f"BROKER_SECRET_KEYS holds a key shorter than {MIN_SECRET_LENGTH}")
+    if any(len(str(key)) < MIN_SECRET_LENGTH for key in settings.service_keys):
+        problems.append(f"BROKER_SERVICE_KEYS holds a key shorter than {MIN_SECRET_LENGTH}")
+    if "*" in settings.cors_origins:
+        problems.append("BROKER_CORS_ORIGINS must list exact origins, not '*'")
+    if "null" in settings.cors_origins:
+        problems.append("BROKER_CORS_ORIGINS must not allow the 'null' origin")
+    return problems
