@@ -82,6 +82,22 @@ class SessionPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class SessionKeys:
+    """The keys one session occupies: its record, its cached result, and its owner's index."""
+
+    record: str
+    result: str
+    index: str
+
+
+def session_keys(owner: str, session_id: str) -> SessionKeys:
+    """Where a session lives in Redis, for audits and benchmarks (memory, TTLs)."""
+    return SessionKeys(
+        _session_key(owner, session_id), _result_key(owner, session_id), _index_key(owner)
+    )
+
+
 def _session_key(owner: str, session_id: str) -> str:
     return f"broker:{{{owner}}}:session:{session_id}"
 
