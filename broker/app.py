@@ -102,7 +102,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
-            await http_client.aclose()
+            await http_client.close()
             await redis_client.aclose()
 
     routes = build_routes()

@@ -71,7 +71,7 @@ def run_wrk(
     delay_ms: int = 0,
     watched: Sequence[Process] = (),
 ) -> LoadResult:
-    """One wrk run (one thread, `connections` keep-alive connections); CPU of `watched` meanwhile."""
+    """One wrk run (one thread, keep-alive connections), and the CPU `watched` used meanwhile."""
     command = [
         wrk_binary(),
         "-t1",

@@ -2,7 +2,7 @@
 
 The sessions the load generator looks up are saved through `SessionStore.save`, for owners the
 harness holds tokens for. The filler around them (up to a million) is written by a Lua script,
-server-side, from templates the store itself produces (`session_keys`, `SessionRecord.to_hash`),
+server-side, from templates the store itself produces (`session_keys`, `SessionRecord.to_json`),
 so the layout cannot drift from what the broker writes.
 """
 
@@ -30,6 +30,7 @@ local record_template, index_template = ARGV[1], ARGV[2]
 local record_ttl, index_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local first, last, per_owner = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local now = tonumber(ARGV[8])
+local value_template = ARGV[9]
 local function uuid_of(text)
   local h = redis.sha1hex(text)
   return h:sub(1, 8) .. '-' .. h:sub(9, 12) .. '-' .. h:sub(13, 16) .. '-' .. h:sub(17, 20)
@@ -44,10 +45,7 @@ for n = first, last do
   }
   local function fill(text) return (text:gsub('@%u+@', values)) end
   local record_key, index_key = fill(record_template), fill(index_template)
-  local fields = {}
-  for i = 9, #ARGV do fields[#fields + 1] = fill(ARGV[i]) end
-  redis.call('HSET', record_key, unpack(fields))
-  redis.call('EXPIRE', record_key, record_ttl)
+  redis.call('SET', record_key, fill(value_template), 'EX', record_ttl)
   redis.call('ZADD', index_key, now + n / 1e6, values['@ID@'])
   redis.call('EXPIRE', index_key, index_ttl)
 end
@@ -99,8 +97,7 @@ async def save_targets(redis_url: str, settings: Settings, count: int) -> list[L
 def fill(client: redis.Redis, settings: Settings, first: int, count: int) -> None:
     """Sessions `first` … `first + count - 1` of the filler, `SESSIONS_PER_OWNER` per owner."""
     keys = session_keys(OWNER, SESSION)
-    template = sample_record(OWNER, SESSION, TOKEN, REQUEST).to_hash()
-    pairs: list[str] = [item for field_value in template.items() for item in field_value]
+    value = sample_record(OWNER, SESSION, TOKEN, REQUEST).to_json()
     index_ttl_s = max(settings.session_ttl_s, settings.result_ttl_s)
     script = client.register_script(_FILL)
     now = time.time()
@@ -115,7 +112,7 @@ def fill(client: redis.Redis, settings: Settings, first: int, count: int) -> Non
             last,
             SESSIONS_PER_OWNER,
             now,
-            *pairs,
+            value,
         ]
         script(keys=[], args=list(args))
 

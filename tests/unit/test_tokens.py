@@ -95,3 +95,24 @@ def test_service_keys_are_checked_exactly() -> None:
             keys.check(Headers({"authorization": wrong}))
     with pytest.raises(Unauthorized):
         ServiceKeys(()).check(Headers({"authorization": "Bearer anything"}))
+
+
+def test_a_token_verified_before_still_expires_on_time() -> None:
+    tokens = service()
+    with time_machine.travel(1_800_000_000, tick=False):
+        minted = tokens.mint("user-42", 60)
+        assert tokens.verify(minted.token) == Subject("user-42")
+    with time_machine.travel(1_800_000_059, tick=False):
+        assert tokens.verify(minted.token) == Subject("user-42")
+    with time_machine.travel(1_800_000_061, tick=False), pytest.raises(Unauthorized):
+        tokens.verify(minted.token)
+
+
+def test_a_token_verified_before_is_not_valid_past_the_longest_lifetime() -> None:
+    tokens = service()
+    long_lived = TokenService((KEY,), default_ttl_s=600, max_ttl_s=7200)
+    with time_machine.travel(1_800_000_000, tick=False):
+        minted = long_lived.mint("user-42", 7000)
+        assert tokens.verify(minted.token) == Subject("user-42")
+    with time_machine.travel(1_800_003_601, tick=False), pytest.raises(Unauthorized):
+        tokens.verify(minted.token)
