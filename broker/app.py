@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from broker import errors
 from broker.gladia import GladiaClient, open_http_client
@@ -21,7 +21,7 @@ from broker.identity import Authenticator, ServiceKeys, TokenService
 from broker.observability import AccessLogMiddleware, install_redaction
 from broker.policy import SessionPolicy
 from broker.redis_connection import open_redis
-from broker.routes import ops, sessions, tokens
+from broker.routes import api_docs, ops, sessions, tokens
 from broker.services import Services
 from broker.settings import Settings
 from broker.store import SessionStore
@@ -55,7 +55,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     response = errors.problem_response(error)
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        response.headers["Allow"] = _allowed_methods(request)
     return response
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of every route on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match != Match.NONE:
+                methods.update(route.methods)
+    return ", ".join(sorted(methods))
 
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
@@ -76,7 +89,7 @@ def _settings_of(request: Request) -> Settings:
 
 
 def build_routes() -> list[BaseRoute]:
-    return [*sessions.routes, *tokens.routes, *ops.routes]
+    return [*sessions.routes, *tokens.routes, *ops.routes, *api_docs.routes]
 
 
 def create_app(settings: Settings) -> Starlette:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -16,6 +18,9 @@ from broker.errors import FieldProblem, InvalidFields, Unauthorized
 
 USER_TOKEN_SALT = "broker.user-token.v1"  # noqa: S105 (a salt, not a secret)
 MAX_SUBJECT_LENGTH = 256
+# No control characters, and something besides spaces; the OpenAPI document uses the same pattern.
+SUBJECT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+_SUBJECT = re.compile(SUBJECT_PATTERN)
 # Tokens already verified, kept until they expire: a client sends the same token on every call,
 # and two HMACs plus decoding cost more than the rest of a lookup (README, Performance).
 VERIFIED_TOKENS_CACHED = 4096
@@ -52,10 +57,17 @@ def _refuse(field: str, message: str) -> InvalidFields:
 
 
 def validate_subject(subject: object) -> str:
-    if not isinstance(subject, str) or not subject.strip():
+    if not isinstance(subject, str) or not subject:
         raise _refuse("sub", "must be a non-empty string")
-    if len(subject) > MAX_SUBJECT_LENGTH or not subject.isprintable():
-        raise _refuse("sub", f"must be printable and at most {MAX_SUBJECT_LENGTH} characters")
+    if (
+        len(subject) > MAX_SUBJECT_LENGTH
+        or not _SUBJECT.fullmatch(subject)
+        or any(unicodedata.category(char) == "Cs" for char in subject)
+    ):
+        raise _refuse(
+            "sub",
+            f"must be at most {MAX_SUBJECT_LENGTH} characters, without control characters",
+        )
     return subject
 
 
@@ -74,6 +86,8 @@ class TokenService:
     def mint(self, subject: object, ttl_s: object = None) -> MintedToken:
         """A token for `subject`, valid `ttl_s` seconds (the configured default when None)."""
         ttl_s = self._default_ttl_s if ttl_s is None else ttl_s
+        if isinstance(ttl_s, float) and ttl_s.is_integer():
+            ttl_s = int(ttl_s)  # JSON has one number type: 600.0 is 600
         if isinstance(ttl_s, bool) or not isinstance(ttl_s, int):
             raise _refuse("ttl", "must be a whole number of seconds")
         if not 1 <= ttl_s <= self._max_ttl_s:

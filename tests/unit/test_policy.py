@@ -107,3 +107,8 @@ def test_invalid_or_unknown_fields_are_refused_by_name(body: object, fields: lis
 def test_every_problem_is_named_at_once() -> None:
     fields = refused_fields({"encoding": "x", "channels": 99, "callback": True})
     assert sorted(fields) == ["callback", "channels", "encoding"]
+
+
+def test_a_whole_number_written_with_a_decimal_point_is_that_number() -> None:
+    init = SessionPolicy(8, None).build_init_request({"channels": 2.0}, "subject-key")
+    assert init.body["channels"] == 2 and isinstance(init.body["channels"], int)

@@ -1,0 +1,364 @@
+"""The broker's own API, described by hand as OpenAPI 3.1 (Starlette generates none).
+
+Kept true by tests: every route of the app is in the document and every operation in the
+document is a route (tests/unit/test_openapi.py), and schemathesis checks the live broker
+against it (tests/broker/test_fuzz_openapi.py). Request bodies are closed
+(`additionalProperties: false`), as the policy refuses unknown fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.identity import MAX_SUBJECT_LENGTH, SUBJECT_PATTERN
+from broker.policy import (
+    BIT_DEPTHS,
+    ENCODINGS,
+    LANGUAGES,
+    MAX_LANGUAGES,
+    MESSAGE_FLAGS,
+    SAMPLE_RATES,
+)
+from broker.settings import GLADIA_REGIONS, Settings
+
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+MAX_PAGE = 100
+# What a cursor returned by GET /v1/sessions looks like: `<score>:<session id>`.
+CURSOR_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,20})?:.+$"
+
+USER_TOKEN: list[dict[str, list[str]]] = [{"userToken": []}]
+SERVICE_KEY: list[dict[str, list[str]]] = [{"serviceKey": []}]
+
+_ERRORS = {
+    400: "The request cannot be read (malformed JSON, bad query parameter)",
+    401: "No valid credential",
+    404: "No such session (or not the caller's: the two look the same)",
+    405: "The path exists, not with this method",
+    409: "The session is still live at Gladia",
+    413: "The body is larger than BROKER_MAX_BODY_BYTES",
+    415: "The body is not JSON",
+    422: "Fields that are unknown, forbidden or invalid, each named in `errors`",
+    502: "Gladia gave no usable answer",
+    503: "Redis or Gladia's capacity is unavailable; try again after Retry-After",
+    504: "Gladia did not answer in time",
+}
+
+
+def build_openapi(settings: Settings) -> dict[str, Any]:
+    """The document served at GET /openapi.json."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Gladia broker",
+            "version": "1",
+            "description": (
+                "Creates Gladia Live v2 sessions for authenticated end users and finds them "
+                "again. Errors are RFC 9457 problem details."
+            ),
+        },
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "userToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An end user's token, minted by POST /v1/tokens or the CLI",
+                },
+                "serviceKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A key of BROKER_SERVICE_KEYS: the app's own backend",
+                },
+            },
+            "schemas": _schemas(settings),
+            "responses": {str(status): _problem(text, status) for status, text in _ERRORS.items()},
+        },
+    }
+
+
+def _paths() -> dict[str, Any]:
+    session_id = {
+        "name": "session_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    }
+    return {
+        "/v1/tokens": {
+            "post": _operation(
+                "mintToken",
+                "Mint a token for one of the app's users",
+                SERVICE_KEY,
+                {201: _json("Token")},
+                (400, 401, 413, 415, 422),
+                body=("TokenRequest", True),
+            )
+        },
+        "/v1/sessions": {
+            "post": _operation(
+                "createSession",
+                "Create a live session; stream audio to the returned url",
+                USER_TOKEN,
+                {201: _json("CreatedSession", no_store=True)},
+                (400, 401, 413, 415, 422, 502, 503, 504),
+                body=("CreateSessionRequest", False),
+            ),
+            "get": _operation(
+                "listSessions",
+                "The caller's sessions, newest first",
+                USER_TOKEN,
+                {200: _json("SessionPage", no_store=True)},
+                (400, 401, 503),
+                parameters=[
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+                    },
+                ],
+            ),
+        },
+        "/v1/sessions/{session_id}": {
+            "get": _operation(
+                "getSession",
+                "A session, and its url while it can still be used (reconnect)",
+                USER_TOKEN,
+                {200: _json("Session", no_store=True)},
+                (401, 404, 503),
+                parameters=[session_id],
+            ),
+            "delete": _operation(
+                "deleteSession",
+                "Delete a finished session at Gladia and here",
+                USER_TOKEN,
+                {204: {"description": "Deleted"}},
+                (401, 404, 409, 502, 503, 504),
+                parameters=[session_id],
+            ),
+        },
+        "/v1/sessions/{session_id}/result": {
+            "get": _operation(
+                "getSessionResult",
+                "Gladia's result without the callback URL or broker metadata",
+                USER_TOKEN,
+                {200: _json("Result", no_store=True)},
+                (401, 404, 502, 503, 504),
+                parameters=[session_id],
+            ),
+        },
+        "/healthz": {
+            "get": _operation("health", "The process is alive", [], {200: _json("Health")}, ())
+        },
+        "/readyz": {
+            "get": _operation(
+                "readiness",
+                "Redis answers",
+                [],
+                {
+                    200: _json("Readiness"),
+                    503: {
+                        "description": "Redis does not answer",
+                        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Readiness"}}},
+                    },
+                },
+                (),
+            )
+        },
+        "/openapi.json": {
+            "get": _operation("openapi", "This document", [], {200: _json("OpenApiDocument")}, ())
+        },
+    }
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    security: list[dict[str, list[str]]],
+    answers: dict[int, dict[str, Any]],
+    errors: tuple[int, ...],
+    *,
+    body: tuple[str, bool] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {str(status): answer for status, answer in answers.items()}
+    for status in (*errors, 405):
+        responses[str(status)] = {"$ref": f"#/components/responses/{status}"}
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "security": security,
+        "responses": responses,
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        schema_name, required = body
+        operation["requestBody"] = {
+            "required": required,
+            "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}},
+        }
+    return operation
+
+
+def _json(schema_name: str, *, no_store: bool = False) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": "OK",
+        "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}},
+    }
+    if no_store:
+        answer["headers"] = {
+            "Cache-Control": {"schema": {"type": "string", "const": "no-store"}, "required": True}
+        }
+    return answer
+
+
+def _problem(description: str, status: int) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if status == 401:
+        answer["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}}
+    if status == 405:
+        answer["headers"] = {"Allow": {"schema": {"type": "string"}, "required": True}}
+    if status == 503:
+        answer["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
+    return answer
+
+
+def _closed(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _schemas(settings: Settings) -> dict[str, Any]:
+    timestamp = {"type": "string", "minLength": 1}
+    messages_config = _closed(
+        {flag: {"type": "boolean"} for flag in MESSAGE_FLAGS}
+        # Reconnecting without losing audio needs acknowledgments: they cannot be turned off.
+        | {"receive_acknowledgments": {"const": True}}
+    )
+    stored_messages_config = {"type": "object", "additionalProperties": {"type": "boolean"}}
+    session_fields = {
+        "id": {"type": "string"},
+        "url": {"type": "string", "description": "The wss URL to stream to; a credential"},
+        "created_at": timestamp,
+        "expires_at": timestamp,
+        "messages_config": stored_messages_config,
+    }
+    return {
+        "Problem": _closed(
+            {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "instance": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "items": _closed(
+                        {"field": {"type": "string"}, "message": {"type": "string"}},
+                        ("field", "message"),
+                    ),
+                },
+            },
+            ("type", "title", "status"),
+        ),
+        "TokenRequest": _closed(
+            {
+                "sub": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_SUBJECT_LENGTH,
+                    "pattern": SUBJECT_PATTERN,
+                },
+                "ttl": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "maximum": settings.token_max_ttl_s,
+                    "description": "Seconds; null or absent means BROKER_TOKEN_TTL",
+                },
+            },
+            ("sub",),
+        ),
+        "Token": _closed(
+            {"token": {"type": "string"}, "expires_at": timestamp}, ("token", "expires_at")
+        ),
+        "CreateSessionRequest": {
+            **_closed(
+                {
+                    "encoding": {"enum": list(ENCODINGS)},
+                    "bit_depth": {"enum": list(BIT_DEPTHS)},
+                    "sample_rate": {"enum": list(SAMPLE_RATES)},
+                    "channels": {"type": "integer", "minimum": 1, "maximum": settings.max_channels},
+                    "endpointing": {"type": "number", "minimum": 0.01, "maximum": 10},
+                    "maximum_duration_without_endpointing": {
+                        "type": "number",
+                        "minimum": 5,
+                        "maximum": 60,
+                    },
+                    "language_config": _closed(
+                        {
+                            "languages": {
+                                "type": "array",
+                                "items": {"enum": sorted(LANGUAGES)},
+                                "maxItems": MAX_LANGUAGES,
+                            },
+                            "code_switching": {"type": "boolean"},
+                        }
+                    ),
+                    "messages_config": messages_config,
+                    "region": {"enum": list(GLADIA_REGIONS)},
+                }
+            ),
+            # The 8-bit telephony encodings cannot have Gladia's default depth of 16.
+            "if": {
+                "properties": {"encoding": {"enum": ["wav/alaw", "wav/ulaw"]}},
+                "required": ["encoding"],
+            },
+            "then": {"properties": {"bit_depth": {"const": 8}}},
+        },
+        "CreatedSession": _closed(
+            session_fields, ("id", "url", "created_at", "expires_at", "messages_config")
+        ),
+        "Session": _closed(
+            {**session_fields, "status": {"type": "string"}},
+            ("id", "status", "created_at", "expires_at", "messages_config"),
+        ),
+        "SessionPage": _closed(
+            {
+                "items": {
+                    "type": "array",
+                    "items": _closed(
+                        {k: v for k, v in session_fields.items() if k != "url"}
+                        | {"status": {"type": "string"}},
+                        ("id", "status", "created_at", "expires_at", "messages_config"),
+                    ),
+                },
+                "next_cursor": {"type": ["string", "null"]},
+            },
+            ("items", "next_cursor"),
+        ),
+        "Result": {
+            "type": "object",
+            "description": "Gladia's GET /v2/live/{id}, without callback_config or custom_metadata",
+        },
+        "Health": _closed({"status": {"const": "ok"}}, ("status",)),
+        "Readiness": _closed(
+            {"status": {"enum": ["ready", "unavailable"]}, "redis": {"enum": ["up", "down"]}},
+            ("status", "redis"),
+        ),
+        "OpenApiDocument": {"type": "object", "required": ["openapi", "paths"]},
+    }
