@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check fmt clean
+.PHONY: run test bench check fmt clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ test: $(BIN)/.installed
 	$(BIN)/ruff format --check broker tests
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The benchmark table of the README (needs redis-server and wrk: apt-get install redis-server wrk).
+bench: $(BIN)/.installed
+	$(BIN)/python -m tests.bench
 
 fmt: $(BIN)/.installed
 	$(BIN)/ruff format broker tests

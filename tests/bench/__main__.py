@@ -28,6 +28,12 @@ def main() -> None:
         help="offered load of the paced create rows, as a fraction of the broker's saturated rate",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="write py-spy flame graphs of the broker's saturated runs into this folder",
+    )
     args = parser.parse_args()
     # A terminated run still stops the servers it started (the `finally` in `run`).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -38,6 +44,7 @@ def main() -> None:
         connections=args.connections,
         large_store=args.large_store,
         paced_fraction=args.paced_fraction,
+        profile_dir=args.profile,
     )
     report = run(options)
     print(render(report))

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import redis
@@ -54,6 +54,8 @@ class Options:
     # Offered load of the paced create rows, as a fraction of the broker's saturated rate.
     paced_fraction: float = 0.3
     large_store: int = 1_000_000
+    # Where to write py-spy flame graphs of the broker during its saturated runs (None: no).
+    profile_dir: Path | None = None
 
 
 @dataclass
@@ -165,17 +167,34 @@ class Bench:
                 duration_s=self.options.warmup_s,
                 delay_ms=delay_ms,
             )
+        profiler = self._profile(name, target) if delay_ms == 0 else None
         result = run_wrk(
             target.base_url,
             requests_file,
             connections=self.options.connections,
             duration_s=self.options.duration_s,
             delay_ms=delay_ms,
-            watched=watched,  # type: ignore[arg-type]
+            watched=watched,
         )
+        if profiler is not None:
+            profiler.wait(timeout=60)
         for process in self.processes:
             process.check_alive()
         return result
+
+    def _profile(self, name: str, target: Process) -> subprocess.Popen[bytes] | None:
+        """py-spy on the broker for the measured part of a run, as a flame graph."""
+        if self.options.profile_dir is None or target is not self.broker:
+            return None
+        self.options.profile_dir.mkdir(parents=True, exist_ok=True)
+        output = self.options.profile_dir / f"{name}.svg"
+        seconds = max(1, round(self.options.duration_s))
+        command = ["py-spy", "record", "--pid", str(target.pid), "--duration", str(seconds)]
+        return subprocess.Popen(
+            [*command, "--rate", "200", "--output", str(output)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def bearer(self, subject: str) -> tuple[str, str]:
         return ("Authorization", f"Bearer {self.tokens.mint(subject, 6 * 3600).token}")
@@ -322,7 +341,7 @@ def _measure(bench: Bench, report: Report) -> None:
     filler = options.large_store - LOOKUP_SESSIONS
     populate.fill(client, bench.settings, 0, filler)
     filled_bytes = (populate.used_memory(client) - before) / max(filler, 1)
-    stored = int(cast(int, client.dbsize()))
+    stored = int(client.dbsize())
     [lookup_large] = _alternate(bench, [("lookup-1m", bench.broker, lookups)])
 
     # Creates: through the broker vs straight to the simulator, saturated, then paced.
