@@ -71,7 +71,7 @@ def test_fields_the_broker_owns_are_refused(field: str) -> None:
     ("body", "fields"),
     [
         ({"model": "solaria-1"}, ["model"]),
-        ({"post_processing": {"summarization": True}}, ["post_processing"]),
+        ({"post_processing": {"summarization": True}}, ["post_processing.summarization"]),
         ({"encoding": "mp3"}, ["encoding"]),
         ({"sample_rate": 22050}, ["sample_rate"]),
         ({"sample_rate": True}, ["sample_rate"]),
