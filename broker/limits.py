@@ -163,7 +163,14 @@ def _wait_s(wait_ms: object, ceiling_s: int | None = None) -> int:
 class Limits:
     """The limits a create, and every client request, must pass; shared through Redis."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, *, window_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings,
+        *,
+        window_s: float = 60.0,
+        pending_margin_s: float = PENDING_MARGIN_S,
+    ) -> None:
         self._redis = client
         self._max_live = settings.max_live_per_subject
         self._max_creates = settings.creates_per_minute
@@ -171,7 +178,7 @@ class Limits:
         self._max_misses = settings.failed_attempts_per_minute
         self._window_ms = int(window_s * 1000)
         self._lease_ms = settings.lease_ttl_s * 1000
-        self._pending_ms = int((settings.gladia_total_timeout_s + PENDING_MARGIN_S) * 1000)
+        self._pending_ms = int((settings.gladia_total_timeout_s + pending_margin_s) * 1000)
         # A lease set lives as long as the longest lease it can hold.
         self._lease_key_ttl_ms = max(self._lease_ms, self._pending_ms)
         self._retry_after_s = settings.retry_after_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -67,6 +68,7 @@ _ADDON_PAIRS = (
 )
 # Preset overrides deeper than this are leaves: no client field is nested further.
 _MAX_OVERRIDE_DEPTH = 6
+_MAX_FIELD_NAME = 64
 
 Reader = Callable[[str, Any], Any]
 
@@ -173,7 +175,7 @@ class _Fields:
         """Read every allowed key of an object; any other key is refused by name."""
         result: dict[str, Any] = {}
         for key, item in value.items():
-            field = f"{prefix}{key}"
+            field = f"{prefix}{_field_name(key)}"
             if key in BROKER_OWNED_FIELDS and not prefix:
                 self.refuse(field, "is set by the broker and may not be sent")
             elif key not in readers:
@@ -192,6 +194,12 @@ class SessionPolicy:
         rules = rules or PolicyRules()
         self.rules = replace(rules, max_channels=min(rules.max_channels, max_channels))
         self._default_region = default_region
+        narrowed = self.rules.languages < LANGUAGES
+        if narrowed and len(self.rules.languages) > self.rules.max_languages:
+            raise SettingsError(
+                "BROKER_POLICY_FILE: max_languages must be at least the number of languages "
+                f"({len(self.rules.languages)}): a session without a list detects among all of them"
+            )
         for preset in self.rules.presets.values():
             self._check_preset(preset)
 
@@ -458,7 +466,8 @@ class SessionPolicy:
             if not isinstance(part, dict):
                 continue
             switched_on = part.get(switch) is True
-            if switched_on and required and settings_key not in part:
+            refused = any(p.field == f"{section}.{switch}" for p in fields.problems)
+            if switched_on and required and settings_key not in part and not refused:
                 fields.refuse(f"{section}.{settings_key}", f"is required with {section}.{switch}")
             if settings_key in part and not switched_on:
                 sent = from_client.get(section)
@@ -481,14 +490,23 @@ class SessionPolicy:
             language_config["languages"] = sorted(self.rules.languages)
 
 
+def _field_name(key: str) -> str:
+    """A key as a person can read it in an error: quoted when empty, odd, or too long."""
+    if key and len(key) <= _MAX_FIELD_NAME and key.replace("_", "").isalnum() and key.isascii():
+        return key
+    return json.dumps(key[:_MAX_FIELD_NAME])
+
+
 def _leaf_paths(value: Mapping[str, Any]) -> list[str]:
     """Dotted paths of every non-object value (or empty object) in a client's overrides."""
     paths = []
-    pending: list[tuple[str, Any, int]] = [(str(key), item, 1) for key, item in value.items()]
+    pending = [(_field_name(key), item, 1) for key, item in value.items()]
     while pending:
         path, item, depth = pending.pop(0)
         if isinstance(item, dict) and item and depth < _MAX_OVERRIDE_DEPTH:
-            pending.extend((f"{path}.{key}", child, depth + 1) for key, child in item.items())
+            pending.extend(
+                (f"{path}.{_field_name(key)}", child, depth + 1) for key, child in item.items()
+            )
         else:
             paths.append(path)
     return paths

@@ -29,7 +29,7 @@ LANGUAGES = frozenset(
     "tr tt uk ur uz vi yi yo zh".split()
 )
 TRANSLATION_LANGUAGES = LANGUAGES | {"wo"}
-TRANSLATION_MODELS = ("base", "enhanced")
+TRANSLATION_MODELS = ("base", "batch", "enhanced")
 SUMMARY_TYPES = ("general", "bullet_points", "concise")
 MAX_LANGUAGES = 10
 
@@ -111,13 +111,16 @@ def rules_from_settings(settings: Settings) -> PolicyRules:
 def parse_rules(document: object, max_channels: int = GLADIA_MAX_CHANNELS) -> PolicyRules:
     """Rules from a policy document (a parsed JSON or TOML object); raises SettingsError."""
     reader = _Document(document)
+    languages = frozenset(reader.subset("languages", tuple(sorted(LANGUAGES))))
+    # A narrowed list is sent whole when a client names none, so it must fit the cap.
+    default_max = max(MAX_LANGUAGES, len(languages)) if languages < LANGUAGES else MAX_LANGUAGES
     rules = PolicyRules(
         encodings=reader.subset("encodings", ENCODINGS),
         bit_depths=reader.subset("bit_depths", BIT_DEPTHS),
         sample_rates=reader.subset("sample_rates", SAMPLE_RATES),
         max_channels=min(max_channels, reader.integer("max_channels", max_channels, 1, 8)),
-        languages=frozenset(reader.subset("languages", tuple(sorted(LANGUAGES)))),
-        max_languages=reader.integer("max_languages", MAX_LANGUAGES, 1, len(LANGUAGES)),
+        languages=languages,
+        max_languages=reader.integer("max_languages", default_max, 1, len(LANGUAGES)),
         regions=reader.subset("regions", GLADIA_REGIONS),
         raw_configs=reader.boolean("raw_configs", True),
         **_addons(reader.section("addons")),
