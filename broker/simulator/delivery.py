@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 from collections import deque
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from broker.simulator.config import SimulatorConfig
 from broker.simulator.timestamps import utc_now
 
 Kind = Literal["callback", "webhook"]
+logger = logging.getLogger("broker.simulator")
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,7 @@ class Deliverer:
         for attempt in range(1, attempts + 1):
             try:
                 if self._client is None:
+                    logger.warning("simulator delivery without its lifespan: enter state.running()")
                     raise httpx.TransportError("the simulator's lifespan is not running")
                 response = await self._client.post(
                     item.url, content=item.body, headers=item.headers()
