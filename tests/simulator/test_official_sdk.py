@@ -51,6 +51,10 @@ def _ready(session: Any) -> str:
     return session_id
 
 
+def _ended(session: Any) -> None:
+    wait_until(lambda: session.status == "ended", 10, "the session to end")
+
+
 def _reference_spans(audio: bytes) -> list[tuple[float, float]]:
     settings = TranscriberSettings(AudioFormat("wav/pcm", 16, 16000, 1), 0.05, 5, 0.6, "en", 0.2)
     transcriber = Transcriber(settings)
@@ -69,7 +73,7 @@ def test_the_sdk_streams_a_whole_session_and_fetches_the_result(live: LiveSimula
     for chunk in chunks(audio, CHUNK):
         session.send_audio(chunk)
     session.stop_recording()
-    wait_until(lambda: session.status == "ended", 10, "the session to end")
+    _ended(session)
 
     assert recorder.ended[0].code == 1000
     partials = [m.data for m in recorder.of_type("transcript") if not m.data.is_final]
@@ -107,7 +111,7 @@ def test_the_sdk_resumes_after_a_forced_disconnect_losing_and_repeating_nothing(
     for chunk in chunks(after, CHUNK):
         session.send_audio(chunk)
     session.stop_recording()
-    wait_until(lambda: session.status == "ended", 10, "the session to end")
+    _ended(session)
 
     assert recorder.ended[0].code == 1000
     assert stored.bytes_received == len(before) + len(after)
@@ -161,7 +165,7 @@ def test_the_sdk_lists_and_deletes_sessions(live: LiveSimulator) -> None:
         ids.append(_ready(session))
         session.send_audio(speech([(0.3, 0.5)]))
         session.stop_recording()
-        wait_until(lambda: session.status == "ended", 10, "the session to end")
+        _ended(session)
 
     anns = client.list({"custom_metadata": {"user": "ann"}, "status": ["done"]})
     first_page = client.list({"limit": 2})
