@@ -8,6 +8,8 @@ before any new create.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -113,8 +115,21 @@ async def _send_and_store(
         messages_config=init.messages_config,
         request_id=init.request_id,
     )
-    await found.store.save(record)
-    await found.limits.confirm(subject.key, init.request_id, record.id)
+    # Both are needed before answering; neither needs the other, so one round trip of waiting.
+    saved, confirmed = await asyncio.gather(
+        found.store.save(record),
+        found.limits.confirm(subject.key, init.request_id, record.id),
+        return_exceptions=True,
+    )
+    if isinstance(saved, BaseException):
+        # Unrecorded, the session cannot be reached again: it must not hold a lease for hours.
+        with contextlib.suppress(Exception):
+            await found.limits.release_lease(subject.key, record.id)
+        raise saved
+    if isinstance(confirmed, BaseException):
+        # The session is recorded and usable; its pending leases lapse soon (more permissive
+        # for a while, never a second create), so the client still gets its session.
+        logger.warning("leases not confirmed: %s", type(confirmed).__name__)
     return record
 
 

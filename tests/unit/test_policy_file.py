@@ -124,3 +124,12 @@ def test_a_narrowed_language_list_must_fit_the_language_cap() -> None:
     rules = parse_rules({"languages": ["en", "fr", "de"], "max_languages": 2})
     with pytest.raises(SettingsError, match="max_languages"):
         SessionPolicy(8, None, rules)
+
+
+def test_the_shipped_example_policy_loads_and_its_presets_build() -> None:
+    example = Path(__file__).parents[2] / "policy.example.toml"
+    policy = SessionPolicy.from_settings(Settings(policy_file=str(example)))
+    assert sorted(policy.rules.presets) == ["meeting-fr", "support-en"]
+    body = policy.build_init_request({"preset": "meeting-fr", "sample_rate": 48000}, "k").body
+    assert body["sample_rate"] == 48000
+    assert body["post_processing"]["summarization_config"] == {"type": "concise"}
