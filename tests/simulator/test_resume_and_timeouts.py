@@ -152,7 +152,7 @@ async def test_a_silent_socket_is_finished_and_closed_1000_after_the_idle_timeou
     assert live.state.sessions[created["id"]].status == "done"
 
 
-@pytest.mark.simulator_config(idle_timeout_s=0.3)
+@pytest.mark.simulator_config(idle_timeout_s=0.5)
 async def test_empty_chunks_keep_an_idle_socket_alive(live: LiveSimulator) -> None:
     created = await live.create()
     keep_alive = json.dumps({"type": "audio_chunk", "data": {"chunk": ""}})
