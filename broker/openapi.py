@@ -11,15 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from broker.identity import MAX_SUBJECT_LENGTH, SUBJECT_PATTERN
-from broker.policy import (
-    BIT_DEPTHS,
-    ENCODINGS,
-    LANGUAGES,
-    MAX_LANGUAGES,
-    MESSAGE_FLAGS,
-    SAMPLE_RATES,
-)
-from broker.settings import GLADIA_REGIONS, Settings
+from broker.policy import MESSAGE_FLAGS
+from broker.policy_rules import PolicyRules
+from broker.settings import Settings
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -34,6 +28,7 @@ _ERRORS = {
     400: "The request cannot be read (malformed JSON, bad query parameter)",
     401: "No valid credential",
     404: "No such session (or not the caller's: the two look the same)",
+    429: "A limit is reached (live sessions, creates per minute, failed attempts); see Retry-After",
     405: "The path exists, not with this method",
     409: "The session is still live at Gladia",
     413: "The body is larger than BROKER_MAX_BODY_BYTES",
@@ -45,8 +40,9 @@ _ERRORS = {
 }
 
 
-def build_openapi(settings: Settings) -> dict[str, Any]:
-    """The document served at GET /openapi.json."""
+def build_openapi(settings: Settings, rules: PolicyRules | None = None) -> dict[str, Any]:
+    """The document served at GET /openapi.json, for these settings and policy rules."""
+    rules = rules or PolicyRules()
     return {
         "openapi": "3.1.0",
         "info": {
@@ -71,7 +67,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                     "description": "A key of BROKER_SERVICE_KEYS: the app's own backend",
                 },
             },
-            "schemas": _schemas(settings),
+            "schemas": _schemas(settings, rules),
             "responses": {str(status): _problem(text, status) for status, text in _ERRORS.items()},
         },
     }
@@ -91,7 +87,7 @@ def _paths() -> dict[str, Any]:
                 "Mint a token for one of the app's users",
                 SERVICE_KEY,
                 {201: _json("Token")},
-                (400, 401, 413, 415, 422),
+                (400, 401, 413, 415, 422, 429),
                 body=("TokenRequest", True),
             )
         },
@@ -101,7 +97,7 @@ def _paths() -> dict[str, Any]:
                 "Create a live session; stream audio to the returned url",
                 USER_TOKEN,
                 {201: _json("CreatedSession", no_store=True)},
-                (400, 401, 413, 415, 422, 502, 503, 504),
+                (400, 401, 409, 413, 415, 422, 429, 502, 503, 504),
                 body=("CreateSessionRequest", False),
             ),
             "get": _operation(
@@ -109,7 +105,7 @@ def _paths() -> dict[str, Any]:
                 "The caller's sessions, newest first",
                 USER_TOKEN,
                 {200: _json("SessionPage", no_store=True)},
-                (400, 401, 503),
+                (400, 401, 429, 503),
                 parameters=[
                     {
                         "name": "limit",
@@ -130,7 +126,7 @@ def _paths() -> dict[str, Any]:
                 "A session, and its url while it can still be used (reconnect)",
                 USER_TOKEN,
                 {200: _json("Session", no_store=True)},
-                (401, 404, 503),
+                (401, 404, 429, 503),
                 parameters=[session_id],
             ),
             "delete": _operation(
@@ -138,7 +134,7 @@ def _paths() -> dict[str, Any]:
                 "Delete a finished session at Gladia and here",
                 USER_TOKEN,
                 {204: {"description": "Deleted"}},
-                (401, 404, 409, 502, 503, 504),
+                (401, 404, 409, 429, 502, 503, 504),
                 parameters=[session_id],
             ),
         },
@@ -148,7 +144,7 @@ def _paths() -> dict[str, Any]:
                 "Gladia's result without the callback URL or broker metadata",
                 USER_TOKEN,
                 {200: _json("Result", no_store=True)},
-                (401, 404, 502, 503, 504),
+                (401, 404, 429, 502, 503, 504),
                 parameters=[session_id],
             ),
         },
@@ -227,7 +223,7 @@ def _problem(description: str, status: int) -> dict[str, Any]:
         answer["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}}
     if status == 405:
         answer["headers"] = {"Allow": {"schema": {"type": "string"}, "required": True}}
-    if status == 503:
+    if status in (429, 503):
         answer["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
     return answer
 
@@ -243,7 +239,61 @@ def _closed(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
     return schema
 
 
-def _schemas(settings: Settings) -> dict[str, Any]:
+def _switch(enabled: bool) -> dict[str, Any]:
+    """An add-on switch: free when ops enabled the add-on, otherwise only `false`."""
+    return {"type": "boolean"} if enabled else {"const": False}
+
+
+def _create_body(rules: PolicyRules, messages_config: dict[str, Any]) -> dict[str, Any]:
+    realtime: dict[str, Any] = {
+        "translation": _switch(rules.translation is not None),
+        "named_entity_recognition": _switch(rules.named_entity_recognition),
+        "sentiment_analysis": _switch(rules.sentiment_analysis),
+        "custom_vocabulary": _switch(rules.custom_vocabulary is not None),
+    }
+    # The add-ons' own configurations are checked against the policy file's caps (README).
+    if rules.translation is not None:
+        realtime["translation_config"] = {"type": "object"}
+    if rules.custom_vocabulary is not None:
+        realtime["custom_vocabulary_config"] = {"type": "object"}
+    post: dict[str, Any] = {"summarization": _switch(rules.summarization is not None)}
+    if rules.summarization is not None:
+        post["summarization_config"] = _closed({"type": {"enum": list(rules.summarization.types)}})
+    properties: dict[str, Any] = {
+        "encoding": {"enum": list(rules.encodings)},
+        "bit_depth": {"enum": list(rules.bit_depths)},
+        "sample_rate": {"enum": list(rules.sample_rates)},
+        "channels": {"type": "integer", "minimum": 1, "maximum": rules.max_channels},
+        "endpointing": {"type": "number", "minimum": 0.01, "maximum": 10},
+        "maximum_duration_without_endpointing": {"type": "number", "minimum": 5, "maximum": 60},
+        "language_config": _closed(
+            {
+                "languages": {
+                    "type": "array",
+                    "items": {"enum": sorted(rules.languages)},
+                    "maxItems": rules.max_languages,
+                    "uniqueItems": True,
+                },
+                "code_switching": {"type": "boolean"},
+            }
+        ),
+        "messages_config": messages_config,
+        "realtime_processing": _closed(realtime),
+        "post_processing": _closed(post),
+        "region": {"enum": list(rules.regions)},
+    }
+    if rules.presets:
+        properties["preset"] = {"enum": sorted(rules.presets)}
+    body = _closed(properties)
+    telephony = [name for name in ("wav/alaw", "wav/ulaw") if name in rules.encodings]
+    if telephony:
+        # The 8-bit telephony encodings cannot have Gladia's default depth of 16.
+        body["if"] = {"properties": {"encoding": {"enum": telephony}}, "required": ["encoding"]}
+        body["then"] = {"properties": {"bit_depth": {"const": 8}}}
+    return body
+
+
+def _schemas(settings: Settings, rules: PolicyRules) -> dict[str, Any]:
     timestamp = {"type": "string", "minLength": 1}
     messages_config = _closed(
         {flag: {"type": "boolean"} for flag in MESSAGE_FLAGS}
@@ -296,40 +346,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
         "Token": _closed(
             {"token": {"type": "string"}, "expires_at": timestamp}, ("token", "expires_at")
         ),
-        "CreateSessionRequest": {
-            **_closed(
-                {
-                    "encoding": {"enum": list(ENCODINGS)},
-                    "bit_depth": {"enum": list(BIT_DEPTHS)},
-                    "sample_rate": {"enum": list(SAMPLE_RATES)},
-                    "channels": {"type": "integer", "minimum": 1, "maximum": settings.max_channels},
-                    "endpointing": {"type": "number", "minimum": 0.01, "maximum": 10},
-                    "maximum_duration_without_endpointing": {
-                        "type": "number",
-                        "minimum": 5,
-                        "maximum": 60,
-                    },
-                    "language_config": _closed(
-                        {
-                            "languages": {
-                                "type": "array",
-                                "items": {"enum": sorted(LANGUAGES)},
-                                "maxItems": MAX_LANGUAGES,
-                            },
-                            "code_switching": {"type": "boolean"},
-                        }
-                    ),
-                    "messages_config": messages_config,
-                    "region": {"enum": list(GLADIA_REGIONS)},
-                }
-            ),
-            # The 8-bit telephony encodings cannot have Gladia's default depth of 16.
-            "if": {
-                "properties": {"encoding": {"enum": ["wav/alaw", "wav/ulaw"]}},
-                "required": ["encoding"],
-            },
-            "then": {"properties": {"bit_depth": {"const": 8}}},
-        },
+        "CreateSessionRequest": _create_body(rules, messages_config),
         "CreatedSession": _closed(
             session_fields, ("id", "url", "created_at", "expires_at", "messages_config")
         ),

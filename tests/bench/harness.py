@@ -118,6 +118,12 @@ class Bench:
             "BROKER_SECRET_KEYS": str(self.settings.secret_keys[0]),
             "BROKER_PUBLIC_URL": f"http://127.0.0.1:{broker_port}",
             "BROKER_TOKEN_MAX_TTL": str(24 * 3600),
+            # Limits on: their scripts are part of every create's cost. High enough that the
+            # load (one address, a thousand users, tens of thousands of live sessions) passes.
+            "BROKER_MAX_LIVE_PER_SUBJECT": "1000000",
+            "BROKER_CREATES_PER_MINUTE": "1000000",
+            "BROKER_ACCOUNT_MAX_LIVE": "10000000",
+            "BROKER_FAILED_ATTEMPTS_PER_MINUTE": "1000000",
             "LOG_LEVEL": "INFO",
         }
         self.broker = start_python(

@@ -17,6 +17,7 @@ import redis
 import redis.asyncio as aioredis
 
 from broker.identity import Subject
+from broker.limits import ACCOUNT_LEASES_KEY, subject_leases_key
 from broker.settings import Settings
 from broker.store import SessionRecord, SessionStore, session_keys
 
@@ -122,10 +123,13 @@ def used_memory(client: redis.Redis) -> int:
 
 
 def session_bytes(client: redis.Redis, owner: str, session_id: str) -> float:
-    """MEMORY USAGE of the session's record, plus its share of the owner's index."""
+    """MEMORY USAGE of the session's own keys, plus its share of each set it is a member of:
+    the owner's index, the owner's leases and the account's leases."""
     keys = session_keys(owner, session_id)
-    record = client.memory_usage(keys.record, samples=0) or 0
-    index = client.memory_usage(keys.index, samples=0) or 0
-    members = client.zcard(keys.index) or 1
-    result = client.memory_usage(keys.result, samples=0) or 0
-    return float(record + result) + index / members
+    own = sum(client.memory_usage(key, samples=0) or 0 for key in (keys.record, keys.result))
+    shared = 0.0
+    for key in (keys.index, subject_leases_key(owner), ACCOUNT_LEASES_KEY):
+        members = int(client.zcard(key) or 0)
+        if members:
+            shared += (client.memory_usage(key, samples=0) or 0) / members
+    return float(own) + shared

@@ -28,6 +28,11 @@ FUZZ_SETTINGS = Settings(
     public_url="https://broker.example",
     gladia_total_timeout_s=2.0,
     gladia_read_timeout_s=1.5,
+    # The fuzzer is one user at one address: limits high enough to reach the logic behind them.
+    max_live_per_subject=1_000_000,
+    creates_per_minute=1_000_000,
+    account_max_live=1_000_000,
+    failed_attempts_per_minute=1_000_000,
 )
 USER_TOKEN = (
     TokenService(

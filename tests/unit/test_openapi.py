@@ -6,6 +6,7 @@ from starlette.routing import Route
 
 from broker.app import create_app
 from broker.openapi import build_openapi
+from broker.policy_rules import PolicyRules
 from broker.settings import Settings
 
 SETTINGS = Settings()
@@ -55,8 +56,15 @@ def test_every_operation_but_the_ops_routes_requires_a_credential() -> None:
             assert "401" in document["paths"][path][method]["responses"], path
 
 
-def test_the_document_follows_the_settings() -> None:
-    document = build_openapi(Settings(max_channels=2, token_max_ttl_s=600, token_ttl_s=60))
+def test_the_document_follows_the_settings_and_the_policy() -> None:
+    rules = PolicyRules(max_channels=2, encodings=("wav/pcm",), sentiment_analysis=True)
+    document = build_openapi(Settings(token_max_ttl_s=600, token_ttl_s=60), rules)
     schemas = document["components"]["schemas"]
-    assert schemas["CreateSessionRequest"]["properties"]["channels"]["maximum"] == 2
+    create = schemas["CreateSessionRequest"]
+    assert create["properties"]["channels"]["maximum"] == 2
+    assert create["properties"]["encoding"] == {"enum": ["wav/pcm"]}
+    assert "if" not in create  # no 8-bit encoding allowed, no rule about its depth
+    realtime = create["properties"]["realtime_processing"]["properties"]
+    assert realtime["sentiment_analysis"] == {"type": "boolean"}
+    assert realtime["translation"] == {"const": False}
     assert schemas["TokenRequest"]["properties"]["ttl"]["maximum"] == 600
