@@ -1,4 +1,5 @@
-"""Load from a separate process: wrk (C, event loop) replaying prepared requests."""
+"""Load from a separate process: wrk (C, event loop) replaying prepared requests as fast as
+they are answered; paced.py (aiohttp) for the paced latency rows."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,7 +70,6 @@ def run_wrk(
     *,
     connections: int,
     duration_s: float,
-    delay_ms: int = 0,
     watched: Sequence[Process] = (),
 ) -> LoadResult:
     """One wrk run (one thread, keep-alive connections), and the CPU `watched` used meanwhile."""
@@ -84,11 +85,38 @@ def run_wrk(
         base_url,
         "--",
         str(requests_file),
-        str(delay_ms),
     ]
+    return _measured(command, "wrk", watched)
+
+
+def run_paced(
+    base_url: str,
+    requests_file: Path,
+    *,
+    clients: int,
+    duration_s: float,
+    rate: float,
+    watched: Sequence[Process] = (),
+) -> LoadResult:
+    """`clients` users sending `rate` requests a second in all, spread at random (paced.py)."""
+    command = [
+        sys.executable, "-m", "tests.bench.paced",
+        "--url", base_url,
+        "--requests", str(requests_file),
+        "--rate", str(rate),
+        "--clients", str(clients),
+        "--duration", str(duration_s),
+    ]  # fmt: skip
+    return _measured(command, "loadgen", watched)
+
+
+def _measured(command: list[str], name: str, watched: Sequence[Process]) -> LoadResult:
+    """Run a load generator to its end; its result line, and the CPU everyone used meanwhile."""
     cpu_before = {process.name: process.cpu_seconds() for process in watched}
     started = time.monotonic()
-    popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    popen = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parents[2]
+    )
     _, status, usage = os.wait4(popen.pid, 0)
     wall_s = time.monotonic() - started
     popen.returncode = os.waitstatus_to_exitcode(status)
@@ -98,16 +126,16 @@ def run_wrk(
     popen.stdout.close()
     popen.stderr.close()
     if popen.returncode != 0:
-        raise RuntimeError(f"wrk failed ({popen.returncode}): {errors or output}")
+        raise RuntimeError(f"{name} failed ({popen.returncode}): {errors or output}")
     line = next((ln for ln in output.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if line is None:
-        raise RuntimeError(f"wrk printed no result: {output} {errors}")
+        raise RuntimeError(f"{name} printed no result: {output} {errors}")
     data = json.loads(line.removeprefix("BENCH_JSON "))
     cpu = {
         name: 100 * (process.cpu_seconds() - cpu_before[name]) / wall_s
         for name, process in ((p.name, p) for p in watched)
     }
-    cpu["wrk"] = 100 * (usage.ru_utime + usage.ru_stime) / wall_s
+    cpu[name] = 100 * (usage.ru_utime + usage.ru_stime) / wall_s
     return LoadResult(
         requests=int(data["requests"]),
         duration_s=data["duration_us"] / 1e6,

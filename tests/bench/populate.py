@@ -122,14 +122,19 @@ def used_memory(client: redis.Redis) -> int:
     return int(client.info("memory")["used_memory"])
 
 
-def session_bytes(client: redis.Redis, owner: str, session_id: str) -> float:
-    """MEMORY USAGE of the session's own keys, plus its share of each set it is a member of:
-    the owner's index, the owner's leases and the account's leases."""
+def session_bytes(client: redis.Redis, owner: str, session_id: str) -> dict[str, float]:
+    """MEMORY USAGE of the session's own keys, and its share of each set it is a member of
+    (the owner's index, the owner's leases, the account's leases), by part."""
     keys = session_keys(owner, session_id)
-    own = sum(client.memory_usage(key, samples=0) or 0 for key in (keys.record, keys.result))
-    shared = 0.0
-    for key in (keys.index, subject_leases_key(owner), ACCOUNT_LEASES_KEY):
+    parts = {
+        "record": float(client.memory_usage(keys.record, samples=0) or 0),
+        "result": float(client.memory_usage(keys.result, samples=0) or 0),
+    }
+    for name, key in (
+        ("index share", keys.index),
+        ("own leases share", subject_leases_key(owner)),
+        ("account leases share", ACCOUNT_LEASES_KEY),
+    ):
         members = int(client.zcard(key) or 0)
-        if members:
-            shared += (client.memory_usage(key, samples=0) or 0) / members
-    return float(own) + shared
+        parts[name] = (client.memory_usage(key, samples=0) or 0) / members if members else 0.0
+    return parts

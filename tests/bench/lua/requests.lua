@@ -1,18 +1,16 @@
--- Replays a file of prepared requests round-robin on every connection, optionally pacing each
--- connection, and prints one JSON line of results for the harness.
+-- Replays a file of prepared requests round-robin on every connection, as fast as they are
+-- answered, and prints one JSON line of results for the harness. (Paced load is paced.py.)
 --
---   wrk ... -s requests.lua URL -- REQUESTS_FILE [DELAY_MS]
+--   wrk ... -s requests.lua URL -- REQUESTS_FILE
 --
 -- REQUESTS_FILE: one request per line, tab-separated: METHOD, PATH, HEADER NAME, HEADER VALUE,
 -- BODY (may be empty). A non-empty body is sent as application/json.
 
 local requests = {}
 local next_index = 1
-local delay_ms = 0
 
 function init(args)
   local path = args[1]
-  delay_ms = tonumber(args[2] or "0") or 0
   for line in io.lines(path) do
     local method, target, name, value, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t?(.*)$")
     local headers = {}
@@ -27,11 +25,6 @@ function init(args)
   if #requests == 0 then error("no requests in " .. path) end
   -- Start somewhere in the list; every connection of the thread shares the cursor.
   next_index = math.random(#requests)
-  -- wrk looks for delay() after init(): define it only when pacing, so an unpaced run has no
-  -- timer between requests.
-  if delay_ms > 0 then
-    delay = function() return delay_ms end
-  end
 end
 
 function request()
