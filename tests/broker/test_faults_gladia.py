@@ -56,7 +56,7 @@ async def test_a_gladia_that_drips_its_answer_is_cut_off_at_the_total_deadline(
         response = await create(broker, mint("alice"))
         elapsed_s = time.monotonic() - started
     assert response.status_code == 504
-    assert settings.gladia_total_timeout_s - 0.1 < elapsed_s < settings.gladia_total_timeout_s + 0.5
+    assert settings.gladia_total_timeout_s - 0.1 < elapsed_s < settings.gladia_total_timeout_s + 1.0
 
 
 async def test_a_silent_gladia_is_cut_off_at_the_read_timeout(
@@ -67,7 +67,7 @@ async def test_a_silent_gladia_is_cut_off_at_the_read_timeout(
     response = await create(broker, mint("alice"))
     elapsed_s = time.monotonic() - started
     assert response.status_code == 504
-    assert elapsed_s < settings.gladia_read_timeout_s + 0.5
+    assert elapsed_s < settings.gladia_read_timeout_s + 1.0
 
 
 async def test_a_slow_gladia_does_not_hold_up_reconnects(
@@ -81,7 +81,7 @@ async def test_a_slow_gladia_does_not_hold_up_reconnects(
     started = time.monotonic()
     found = await broker.get(f"/v1/sessions/{session_id}", headers=alice)
     assert found.status_code == 200
-    assert time.monotonic() - started < 0.25
+    assert time.monotonic() - started < 0.5
     assert {r.status_code for r in await asyncio.gather(*stuck)} == {504}
 
 

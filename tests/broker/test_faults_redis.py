@@ -234,7 +234,7 @@ async def test_a_stalled_redis_costs_at_most_the_socket_timeout(
         )
         for outcome in (lookup, create, ready):
             assert outcome.status == 503
-            assert outcome.elapsed_s < SOCKET_TIMEOUT_S + 0.4, "latency beyond the socket timeout"
+            assert outcome.elapsed_s < SOCKET_TIMEOUT_S + 0.5, "latency beyond the socket timeout"
         await asyncio.to_thread(stalled.wait_until_over)
         assert (await broker.get(f"/v1/sessions/{session_id}", headers=alice)).status_code == 200
     # Creates fail closed: the one that met the stall never reached Gladia.
@@ -341,7 +341,7 @@ async def test_a_write_during_a_stall_is_applied_at_most_once(
         else:
             with pytest.raises(RedisError):
                 await write.apply(client, fast_settings)
-        assert time.monotonic() - started < SOCKET_TIMEOUT_S + 0.4
+        assert time.monotonic() - started < SOCKET_TIMEOUT_S + 0.5
         await asyncio.to_thread(stalled.wait_until_over)
     finally:
         await client.aclose()
