@@ -16,15 +16,28 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from broker import errors
+from broker.callbacks import CallbackCapabilities
+from broker.event_store import EventStore
+from broker.events import (
+    RELAY_QUEUE,
+    RESULT_FETCH_POLICY,
+    RESULT_QUEUE,
+    EventIntake,
+    ResultFetcher,
+    StreamSlots,
+)
 from broker.gladia import GladiaClient, open_http_client
 from broker.identity import Authenticator, ServiceKeys, TokenService
+from broker.jobs import BackgroundJobs, JobRunner, QueuePolicy
 from broker.observability import AccessLogMiddleware, install_redaction
 from broker.policy import SessionPolicy
 from broker.redis_connection import open_redis
-from broker.routes import ops, sessions, tokens
+from broker.relay import Relay, open_relay_client
+from broker.routes import callbacks, events, ops, sessions, tokens
 from broker.services import Services
 from broker.settings import Settings
 from broker.store import SessionStore
+from broker.webhooks import WebhookVerifier
 
 logger = logging.getLogger("broker")
 
@@ -76,7 +89,7 @@ def _settings_of(request: Request) -> Settings:
 
 
 def build_routes() -> list[BaseRoute]:
-    return [*sessions.routes, *tokens.routes, *ops.routes]
+    return [*sessions.routes, *events.routes, *callbacks.routes, *tokens.routes, *ops.routes]
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -87,21 +100,71 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis_client = open_redis(settings)
         http_client = open_http_client(settings)
+        relay_client = open_relay_client(settings) if settings.relay_url else None
         tokens_service = TokenService(
             settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s
+        )
+        capabilities = CallbackCapabilities(
+            settings.secret_keys,
+            settings.callback_ttl_s,
+            settings.public_url,
+            settings.callback_events,
+        )
+        gladia = GladiaClient(http_client, settings)
+        store = SessionStore(redis_client, settings)
+        event_store = EventStore(redis_client, settings)
+        runners = [
+            JobRunner(
+                event_store,
+                RESULT_QUEUE,
+                ResultFetcher(store, gladia),
+                RESULT_FETCH_POLICY,
+                settings.worker_poll_s,
+            )
+        ]
+        if relay_client is not None:
+            relay_policy = QueuePolicy(
+                lease_s=settings.relay_timeout_s + 5,
+                backoff_s=settings.relay_backoff_s,
+                max_backoff_s=settings.relay_max_backoff_s,
+            )
+            relay = Relay(relay_client, event_store, store, settings)
+            runners.append(
+                JobRunner(event_store, RELAY_QUEUE, relay, relay_policy, settings.worker_poll_s)
+            )
+        intake = EventIntake(
+            event_store,
+            callbacks_enabled=capabilities.enabled,
+            relay_enabled=relay_client is not None,
+            wake_result_fetch=runners[0].wake,
+            wake_relay=runners[-1].wake,
         )
         app.state.services = Services(
             settings=settings,
             tokens=tokens_service,
             service_keys=ServiceKeys(settings.service_keys),
             authenticator=Authenticator(tokens_service),
-            policy=SessionPolicy(settings.max_channels, settings.gladia_region),
-            gladia=GladiaClient(http_client, settings),
-            store=SessionStore(redis_client, settings),
+            policy=SessionPolicy(
+                settings.max_channels,
+                settings.gladia_region,
+                capabilities.callback_config if capabilities.enabled else None,
+            ),
+            gladia=gladia,
+            store=store,
+            capabilities=capabilities,
+            webhooks=WebhookVerifier(settings.gladia_webhook_secrets),
+            events=event_store,
+            intake=intake,
+            event_streams=StreamSlots(settings.sse_max_streams),
         )
+        jobs = BackgroundJobs(runners)
+        jobs.start()
         try:
             yield
         finally:
+            await jobs.stop()
+            if relay_client is not None:
+                await relay_client.aclose()
             await http_client.aclose()
             await redis_client.aclose()
 

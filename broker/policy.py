@@ -110,12 +110,22 @@ class _Fields:
         return result
 
 
+# (subject key, request id) -> the `callback` and `callback_config` fields of a create.
+CallbackFields = Callable[[str, str], dict[str, Any]]
+
+
 class SessionPolicy:
     """Which Gladia session configurations clients may ask for."""
 
-    def __init__(self, max_channels: int, default_region: str | None) -> None:
+    def __init__(
+        self,
+        max_channels: int,
+        default_region: str | None,
+        callback_fields: CallbackFields | None = None,
+    ) -> None:
         self._max_channels = max_channels
         self._default_region = default_region
+        self._callback_fields = callback_fields
 
     def build_init_request(self, client_body: object, subject_key: str) -> InitRequest:
         """Map an untrusted create body to the Gladia init body; raises InvalidFields."""
@@ -131,9 +141,11 @@ class SessionPolicy:
             )
         request_id = uuid.uuid4().hex
         messages_config = {**chosen.pop("messages_config", {}), "receive_acknowledgments": True}
+        callback = self._callback_fields(subject_key, request_id) if self._callback_fields else {}
         gladia_body = {
             **chosen,
             "messages_config": messages_config,
+            **callback,
             "custom_metadata": {"broker_request_id": request_id, "broker_subject": subject_key},
         }
         return InitRequest(body=gladia_body, region=region, request_id=request_id)

@@ -6,11 +6,15 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from broker.callbacks import CallbackCapabilities
+from broker.event_store import EventStore
+from broker.events import EventIntake, StreamSlots
 from broker.gladia import GladiaClient
 from broker.identity import Authenticator, ServiceKeys, TokenService
 from broker.policy import SessionPolicy
 from broker.settings import Settings
 from broker.store import SessionStore
+from broker.webhooks import WebhookVerifier
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,11 @@ class Services:
     policy: SessionPolicy
     gladia: GladiaClient
     store: SessionStore
+    capabilities: CallbackCapabilities
+    webhooks: WebhookVerifier
+    events: EventStore
+    intake: EventIntake
+    event_streams: StreamSlots
 
 
 def services(request: Request) -> Services:

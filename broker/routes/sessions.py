@@ -39,6 +39,7 @@ async def create_session_record(
 ) -> SessionRecord:
     """Policy, then Gladia, then the store: one create, shared by every surface."""
     init = found.policy.build_init_request(client_body, subject.key)
+    await found.intake.expect(subject, init.request_id)
     created = await found.gladia.create_live_session(init.body, region or init.region)
     expires_at = datetime.now(UTC) + timedelta(seconds=GLADIA_MAX_SESSION_S)
     record = SessionRecord(
@@ -52,6 +53,7 @@ async def create_session_record(
         request_id=init.request_id,
     )
     await found.store.save(record)
+    await found.intake.bind(record, subject)
     return record
 
 
