@@ -112,6 +112,7 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 """
 
+WEBHOOK_DEFERRAL_TTL_S = 3600
 # Pending bindings last as long as a create may wait for Gladia, and a margin.
 PENDING_MARGIN_S = 60
 EARLY_MAX = 32
@@ -198,6 +199,10 @@ def _session_owner_key(session_id: str) -> str:
 
 def _webhook_message_key(message_id: str) -> str:
     return f"broker:webhook-message:{message_id}"
+
+
+def _webhook_deferral_key(message_id: str) -> str:
+    return f"broker:webhook-deferred:{message_id}"
 
 
 def _queue_key(queue: str, part: str) -> str:
@@ -352,6 +357,15 @@ class EventStore:
 
     async def remember_webhook(self, message_id: str) -> None:
         await self._redis.set(_webhook_message_key(message_id), "1", ex=self._dedupe_ttl_s)
+
+    async def defer_webhook(self, message_id: str) -> int:
+        """Count one more time a webhook was sent back to be retried later."""
+        key = _webhook_deferral_key(message_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, WEBHOOK_DEFERRAL_TTL_S)
+            count, _ = await pipe.execute()
+        return int(count)
 
     # --- relay cursor ---------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ RELAY_QUEUE = "relay"
 # for about half an hour. The lease covers one fetch with its deadline.
 RESULT_FETCH_POLICY = QueuePolicy(lease_s=30.0, backoff_s=1.0, max_backoff_s=60.0, max_tries=40)
 END_EVENT = "live.end_session"
+WEBHOOK_DEFERRALS = 2
 # Lifecycle moments happen once per session: whichever channel reports one first records it.
 LIFECYCLE_EVENTS = frozenset(
     {"live.start_session", "live.start_recording", "live.end_recording", "live.end_session"}
@@ -164,6 +165,16 @@ class EventIntake:
         owner = None
         if delivery is not None:
             owner = await self._store.session_owner(delivery.session_id)
+        # Gladia announces a session as it creates it, so `live.start_session` can arrive before
+        # the broker has recorded Gladia's answer. Sent back a couple of times, it comes again
+        # once the session is known; a session of another integration on the same account stays
+        # unknown and is then acknowledged.
+        if (
+            delivery is not None
+            and owner is None
+            and await self._store.defer_webhook(message_id) <= WEBHOOK_DEFERRALS
+        ):
+            raise ServiceUnavailable("The session is not known yet", retry_after_s=5)
         outcome = Outcome.UNKNOWN
         if delivery is not None and owner is not None:
             fields = event_fields(delivery)

@@ -22,7 +22,7 @@ _PATTERNS = (
     re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+"),
     re.compile(r"wss?://[^\s\"']+"),
     # The capability of a callback URL is its last path segment.
-    re.compile(r"/v1/callbacks/[^\s\"'/?#]+"),
+    re.compile(r"/v1/callbacks/(?!\{capability\})[^\s\"'/?#]+"),
 )
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
