@@ -10,18 +10,18 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from broker import errors
+from broker.cors import StrictCORSMiddleware
 from broker.gladia import GladiaClient, open_http_client
 from broker.identity import Authenticator, ServiceKeys, TokenService
 from broker.observability import AccessLogMiddleware, install_redaction
 from broker.policy import SessionPolicy
 from broker.redis_connection import open_redis
-from broker.routes import ops, sessions, tokens
+from broker.routes import facade, ops, sessions, tokens
 from broker.services import Services
 from broker.settings import Settings
 from broker.store import SessionStore
@@ -41,9 +41,20 @@ class MethodNotAllowed(errors.BrokerError):
     title = "Method not allowed"
 
 
+# The Gladia-compatible facade answers in Gladia's envelope, everything else in problem+json.
+GLADIA_FACADE_PREFIX = "/v2/"
+
+
+def _render(request: Request, error: errors.BrokerError) -> Response:
+    if request.url.path.startswith(GLADIA_FACADE_PREFIX):
+        request_id = str(getattr(request.state, "request_id", "") or "-")
+        return errors.gladia_envelope_response(error, request.url.path, request_id)
+    return errors.problem_response(error)
+
+
 async def _broker_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.BrokerError)
-    return errors.problem_response(exc)
+    return _render(request, exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -52,7 +63,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         error_class = MethodNotAllowed
     error = error_class() if error_class else errors.BrokerError()
-    response = errors.problem_response(error)
+    response = _render(request, error)
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -61,13 +72,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _redis_error(request: Request, exc: Exception) -> Response:
     logger.error("redis failed: %s", type(exc).__name__)
     retry_after_s = _settings_of(request).retry_after_s
-    return errors.problem_response(
-        errors.StoreUnavailable("Try again shortly", retry_after_s=retry_after_s)
+    return _render(
+        request, errors.StoreUnavailable("Try again shortly", retry_after_s=retry_after_s)
     )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    return errors.problem_response(errors.BrokerError())
+    return _render(request, errors.BrokerError())
 
 
 def _settings_of(request: Request) -> Settings:
@@ -76,7 +87,7 @@ def _settings_of(request: Request) -> Settings:
 
 
 def build_routes() -> list[BaseRoute]:
-    return [*sessions.routes, *tokens.routes, *ops.routes]
+    return [*sessions.routes, *facade.routes, *tokens.routes, *ops.routes]
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -110,7 +121,7 @@ def create_app(settings: Settings) -> Starlette:
     middleware = [
         Middleware(AccessLogMiddleware, route_names=route_names),
         Middleware(
-            CORSMiddleware,
+            StrictCORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["authorization", "content-type", "x-gladia-version", "idempotency-key"],
