@@ -90,8 +90,10 @@ def configure_logging(*, json_lines: bool, level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
-    # The broker writes its own access line, without query strings or path secrets.
+    # The broker writes its own access line, without query strings or path secrets, and its own
+    # upstream lines (httpx's name every URL it calls).
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class AccessLogMiddleware:
