@@ -22,6 +22,7 @@ from broker.observability import AccessLogMiddleware, install_redaction
 from broker.policy import SessionPolicy
 from broker.redis_connection import open_redis
 from broker.routes import facade, ops, sessions, tokens
+from broker.routes.demo import DemoOptions, demo_routes
 from broker.services import Services
 from broker.settings import Settings
 from broker.store import SessionStore
@@ -90,8 +91,11 @@ def build_routes() -> list[BaseRoute]:
     return [*sessions.routes, *facade.routes, *tokens.routes, *ops.routes]
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The broker as an ASGI app; its Redis and Gladia clients open and close with the lifespan."""
+def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette:
+    """The broker as an ASGI app; its Redis and Gladia clients open and close with the lifespan.
+
+    `demo` serves the /demo page (what `broker dev` passes); without it, `BROKER_DEMO` decides.
+    """
     install_redaction(settings.all_secrets())
 
     @asynccontextmanager
@@ -117,6 +121,10 @@ def create_app(settings: Settings) -> Starlette:
             await redis_client.aclose()
 
     routes = build_routes()
+    if demo is None and settings.demo_enabled:
+        demo = DemoOptions()
+    if demo is not None:
+        routes.extend(demo_routes(demo))
     route_names = {route.endpoint: route.path for route in routes if isinstance(route, Route)}
     middleware = [
         Middleware(AccessLogMiddleware, route_names=route_names),

@@ -66,6 +66,8 @@ class Settings:
     max_channels: int = 8
     sessions_index_max: int = 1000
     retry_after_s: int = 5
+    # `broker serve` serves the /demo page only when this is on; `broker dev` always does.
+    demo_enabled: bool = False
 
     @property
     def gladia_origin(self) -> str:
@@ -139,6 +141,7 @@ def load_settings(
                 "BROKER_SESSIONS_INDEX_MAX", cast=int, default=defaults.sessions_index_max
             ),
             retry_after_s=config("BROKER_RETRY_AFTER", cast=int, default=defaults.retry_after_s),
+            demo_enabled=config("BROKER_DEMO", cast=bool, default=False),
         )
     except (ValueError, KeyError) as exc:
         # Starlette's message names the setting and its value; the value may be a secret.

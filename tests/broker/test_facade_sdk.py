@@ -4,11 +4,17 @@ import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
-from gladiaio_sdk import GladiaClient, LiveV2ConnectSessionOptions, LiveV2InitRequest
+from gladiaio_sdk import (
+    GladiaClient,
+    LiveV2ConnectSessionOptions,
+    LiveV2InitRequest,
+    LiveV2MessagesConfig,
+)
 from gladiaio_sdk.network import HttpError
 from gladiaio_sdk.v2.live.async_client import LiveV2AsyncClient
-from gladiaio_sdk.v2.live.generated_types import LiveV2LanguageConfig, LiveV2MessagesConfig
+from gladiaio_sdk.v2.live.generated_types import LiveV2LanguageConfig
 
 from broker.app import create_app
 from broker.settings import Settings
@@ -130,8 +136,6 @@ async def test_another_user_with_the_same_client_sees_none_of_it(
 async def test_connect_session_streams_to_a_session_the_facade_created(
     broker_url: str, mint: Headers, simulator: Simulator
 ) -> None:
-    import httpx
-
     headers = mint("alice")
     async with httpx.AsyncClient(base_url=broker_url, headers=headers) as http:
         created = (await http.post("/v2/live", json={"sample_rate": 16000})).json()
@@ -139,7 +143,13 @@ async def test_connect_session_streams_to_a_session_the_facade_created(
     assert again["url"] == created["url"], "one record behind both surfaces"
 
     live = sdk_for(broker_url, headers)
-    session = live.connect_session(LiveV2ConnectSessionOptions(id=created["id"], url=again["url"]))
+    session = live.connect_session(
+        LiveV2ConnectSessionOptions(
+            id=created["id"],
+            url=again["url"],
+            messages_config=LiveV2MessagesConfig.from_dict(again["messages_config"]),
+        )
+    )
     messages = await stream(session, speech())
     assert [m for m in messages if m.type == "transcript" and m.data.is_final]
     assert (await until_done(live, created["id"])).status == "done"

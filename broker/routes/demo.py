@@ -1,0 +1,124 @@
+"""`/demo`: a static page that streams the microphone through a session the broker creates.
+
+Served by `broker dev` always, by `broker serve` only with `BROKER_DEMO=true`. Gladia's JS SDK
+comes from `broker/demo/node_modules` (`make demo-assets`), never from a copy in the repo.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from broker.errors import Forbidden, NotFound
+from broker.http import json_response
+from broker.services import services
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+SDK_PACKAGE = DEMO_DIR / "node_modules" / "@gladiaio" / "sdk"
+SDK_BUNDLE = SDK_PACKAGE / "dist" / "index.iife.js"
+PAGE_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "pcm-worklet.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+# The page talks to this origin and to the session's WebSocket (Gladia's host, or the
+# simulator's port in development); nothing else runs or loads.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; connect-src 'self' ws: wss:; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'; object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What the page may know of how the broker runs; set by `broker dev`, defaults for serve."""
+
+    simulator: bool = False
+    # The user whose development token the page may fetch; None outside `broker dev`.
+    dev_token_subject: str | None = None
+
+
+def demo_routes(options: DemoOptions) -> list[BaseRoute]:
+    async def page(request: Request) -> Response:
+        return _file(DEMO_DIR / "index.html", PAGE_FILES["index.html"])
+
+    async def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in PAGE_FILES:
+            raise NotFound("No such file")
+        return _file(DEMO_DIR / name, PAGE_FILES[name])
+
+    async def sdk_bundle(request: Request) -> Response:
+        if not SDK_BUNDLE.is_file():
+            raise NotFound("Gladia's JS SDK is not installed: run `make demo-assets`")
+        return _file(SDK_BUNDLE, "text/javascript; charset=utf-8")
+
+    async def config(request: Request) -> Response:
+        return json_response(
+            {
+                "simulator": options.simulator,
+                "gladia_origin": services(request).settings.gladia_origin,
+                "dev_token": options.dev_token_subject is not None,
+                "sdk_version": sdk_version(),
+            },
+            no_store=True,
+        )
+
+    async def dev_token(request: Request) -> Response:
+        """A development token for the page, only to a browser on this machine."""
+        if options.dev_token_subject is None or not _from_loopback(request):
+            raise Forbidden(
+                "Development tokens are handed out by `broker dev` to this machine only"
+            )
+        minted = services(request).tokens.mint(options.dev_token_subject)
+        expires_at = minted.expires_at.isoformat().replace("+00:00", "Z")
+        body = {"token": minted.token, "expires_at": expires_at, "sub": options.dev_token_subject}
+        return json_response(body, 201, no_store=True)
+
+    async def to_page(request: Request) -> Response:
+        return RedirectResponse("/demo/", status_code=308)
+
+    routes: list[BaseRoute] = [
+        Route("/demo", to_page, methods=["GET"]),
+        Route("/demo/", page, methods=["GET"]),
+        Route("/demo/config.json", config, methods=["GET"]),
+        Route("/demo/vendor/gladia-sdk.js", sdk_bundle, methods=["GET"]),
+        Route("/demo/{name}", asset, methods=["GET"]),
+    ]
+    if options.dev_token_subject is not None:
+        routes.append(Route("/demo/dev-token", dev_token, methods=["POST"]))
+    return routes
+
+
+def sdk_version() -> str | None:
+    """The installed `@gladiaio/sdk` version, or None when `make demo-assets` has not run."""
+    try:
+        manifest = json.loads((SDK_PACKAGE / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    version = manifest.get("version") if isinstance(manifest, dict) else None
+    return version if isinstance(version, str) and SDK_BUNDLE.is_file() else None
+
+
+def _file(path: Path, media_type: str) -> Response:
+    return FileResponse(path, media_type=media_type, headers=PAGE_HEADERS)
+
+
+def _from_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
