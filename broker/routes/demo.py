@@ -10,6 +10,7 @@ import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
@@ -18,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from broker.errors import Forbidden, NotFound
 from broker.http import json_response
 from broker.services import services
+from broker.settings import Settings
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 SDK_PACKAGE = DEMO_DIR / "node_modules" / "@gladiaio" / "sdk"
@@ -28,13 +30,7 @@ PAGE_FILES = {
     "pcm-worklet.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
-# The page talks to this origin and to the session's WebSocket (Gladia's host, or the
-# simulator's port in development); nothing else runs or loads.
 PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; connect-src 'self' ws: wss:; base-uri 'none'; "
-        "form-action 'none'; frame-ancestors 'none'; object-src 'none'"
-    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -50,20 +46,30 @@ class DemoOptions:
     dev_token_subject: str | None = None
 
 
+def content_security_policy(settings: Settings) -> str:
+    """The page loads only from this origin and talks only to it and to Gladia's sockets."""
+    gladia = urlsplit(settings.gladia_origin)
+    sockets = f"{'wss' if gladia.scheme == 'https' else 'ws'}://{gladia.netloc}"
+    return (
+        f"default-src 'self'; connect-src 'self' {sockets} wss://*.gladia.io; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
+    )
+
+
 def demo_routes(options: DemoOptions) -> list[BaseRoute]:
     async def page(request: Request) -> Response:
-        return _file(DEMO_DIR / "index.html", PAGE_FILES["index.html"])
+        return _file(request, DEMO_DIR / "index.html", PAGE_FILES["index.html"])
 
     async def asset(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in PAGE_FILES:
             raise NotFound("No such file")
-        return _file(DEMO_DIR / name, PAGE_FILES[name])
+        return _file(request, DEMO_DIR / name, PAGE_FILES[name])
 
     async def sdk_bundle(request: Request) -> Response:
         if not SDK_BUNDLE.is_file():
             raise NotFound("Gladia's JS SDK is not installed: run `make demo-assets`")
-        return _file(SDK_BUNDLE, "text/javascript; charset=utf-8")
+        return _file(request, SDK_BUNDLE, "text/javascript; charset=utf-8")
 
     async def config(request: Request) -> Response:
         return json_response(
@@ -112,8 +118,11 @@ def sdk_version() -> str | None:
     return version if isinstance(version, str) and SDK_BUNDLE.is_file() else None
 
 
-def _file(path: Path, media_type: str) -> Response:
-    return FileResponse(path, media_type=media_type, headers=PAGE_HEADERS)
+def _file(request: Request, path: Path, media_type: str) -> Response:
+    csp = content_security_policy(services(request).settings)
+    return FileResponse(
+        path, media_type=media_type, headers={**PAGE_HEADERS, "Content-Security-Policy": csp}
+    )
 
 
 def _from_loopback(request: Request) -> bool:

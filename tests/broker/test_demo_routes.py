@@ -34,7 +34,10 @@ async def test_with_broker_demo_serve_shows_the_page_but_hands_out_no_token(
 
     assert page.status_code == 200
     assert page.headers["content-type"] == "text/html; charset=utf-8"
-    assert "default-src 'self'" in page.headers["content-security-policy"]
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    simulator_sockets = config["gladia_origin"].replace("http://", "ws://")
+    assert f"connect-src 'self' {simulator_sockets} wss://*.gladia.io;" in policy
     assert '<script src="/demo/app.js">' in page.text
     assert config["simulator"] is False
     assert config["dev_token"] is False
