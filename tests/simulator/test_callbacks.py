@@ -94,11 +94,12 @@ async def test_no_callback_is_sent_unless_callback_is_true(
     live: LiveSimulator, receiver: Receiver
 ) -> None:
     created = await live.create({"callback_config": {"url": f"{receiver.url}/hooks"}})
-
     await converse(created["url"], chunks(speech(), 3200))
 
-    await asyncio.sleep(0.2)
-    assert receiver.attempts == []
+    sentinel = await live.create(_with_callback(receiver))
+
+    await eventually(lambda: len(receiver.accepted) == 1, what="the sentinel's start_session")
+    assert [r.json["id"] for r in receiver.attempts] == [sentinel["id"]]
 
 
 async def test_a_receiver_failing_twice_still_gets_each_event_once_in_order(
@@ -150,7 +151,7 @@ async def test_an_unreachable_receiver_is_retried_then_given_up(live: LiveSimula
 async def test_a_slow_receiver_never_slows_the_socket(
     live: LiveSimulator, receiver: Receiver
 ) -> None:
-    receiver.delay_s = 0.5
+    receiver.delay_s = 1.0
     created = await live.create(_with_callback(receiver, receive_acknowledgments=True))
 
     started = time.monotonic()
@@ -158,8 +159,8 @@ async def test_a_slow_receiver_never_slows_the_socket(
     elapsed = time.monotonic() - started
 
     assert conversation.close_code == 1000
-    assert elapsed < 1.0
-    assert len(receiver.accepted) < 5
+    assert elapsed < 2.0
+    assert len(receiver.accepted) <= 2
 
 
 async def test_callbacks_still_come_after_the_client_closes_1000(

@@ -60,6 +60,21 @@ async def test_a_new_socket_replaces_the_old_one_which_closes_4409(live: LiveSim
     assert conversation.of_type("audio_chunk")[0]["data"]["byte_range"] == [320, 640]
 
 
+async def test_of_two_simultaneous_connections_only_one_stays(live: LiveSimulator) -> None:
+    created = await live.create()
+
+    first, second = await asyncio.gather(connect(created["url"]), connect(created["url"]))
+    await eventually(
+        lambda: first.close_code is not None or second.close_code is not None, what="a close"
+    )
+
+    closed, kept = (first, second) if first.close_code is not None else (second, first)
+    assert closed.close_code == 4409
+    await kept.send(b"\x00" * 320)
+    assert json.loads(await kept.recv())["data"]["byte_range"] == [0, 320]
+    await kept.close()
+
+
 async def test_a_client_close_1000_without_stop_finishes_in_the_background(
     live: LiveSimulator,
 ) -> None:
@@ -137,7 +152,7 @@ async def test_a_silent_socket_is_finished_and_closed_1000_after_the_idle_timeou
     assert live.state.sessions[created["id"]].status == "done"
 
 
-@pytest.mark.simulator_config(idle_timeout_s=0.3)
+@pytest.mark.simulator_config(idle_timeout_s=0.5)
 async def test_empty_chunks_keep_an_idle_socket_alive(live: LiveSimulator) -> None:
     created = await live.create()
     keep_alive = json.dumps({"type": "audio_chunk", "data": {"chunk": ""}})

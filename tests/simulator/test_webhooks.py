@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks import Webhook
 
 from broker.simulator import SimulatorConfig, create_simulator_app
+from broker.simulator.delivery import sign_webhook
 from tests.simulator.audio import speech
 from tests.simulator.conftest import WEBHOOK_SECRET, LiveSimulator, Receiver, eventually
 from tests.simulator.wsclient import converse
@@ -82,3 +84,15 @@ async def test_without_an_endpoint_no_webhook_is_sent(live: LiveSimulator) -> No
     await converse(created["url"], [speech()])
 
     assert [r for r in live.state.deliveries if r.kind == "webhook"] == []
+
+
+@pytest.mark.parametrize(
+    "secret", [WEBHOOK_SECRET, "whsec_c2hvcnQ", "c2VjcmV0LXdpdGhvdXQtcHJlZml4"]
+)
+def test_signatures_are_byte_for_byte_those_of_standardwebhooks(secret: str) -> None:
+    body = '{"event":"live.end_session","payload":{"id":"é"}}'
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    ours = sign_webhook(secret, "msg_1", int(moment.timestamp()), body)
+
+    assert ours == Webhook(secret).sign("msg_1", moment, body)
