@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,11 +16,22 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from broker import errors
+from broker.attempts import AttemptGuardMiddleware
 from broker.cors import StrictCORSMiddleware
 from broker.gladia import GladiaClient, open_http_client
-from broker.identity import Authenticator, ServiceKeys, TokenService
+from broker.idempotency import Idempotency
+from broker.identity import (
+    Authenticator,
+    GatewayIdentity,
+    ServiceKeys,
+    TokenService,
+    TrustedProxies,
+)
+from broker.jwt_identity import JwksCache, JwtVerifier, open_jwks_client
+from broker.limits import Limits
 from broker.observability import AccessLogMiddleware, install_redaction
 from broker.policy import SessionPolicy
+from broker.proxy_headers import ProxyHeadersMiddleware
 from broker.redis_connection import open_redis
 from broker.routes import facade, ops, sessions, tokens
 from broker.routes.demo import DemoOptions, demo_routes
@@ -32,6 +44,7 @@ logger = logging.getLogger("broker")
 _HTTP_ERRORS: dict[int, type[errors.BrokerError]] = {
     400: errors.BadRequest,
     401: errors.Unauthorized,
+    403: errors.Forbidden,
     404: errors.NotFound,
     413: errors.PayloadTooLarge,
 }
@@ -42,15 +55,9 @@ class MethodNotAllowed(errors.BrokerError):
     title = "Method not allowed"
 
 
-# The Gladia-compatible facade answers in Gladia's envelope, everything else in problem+json.
-GLADIA_FACADE_PREFIX = "/v2/"
-
-
 def _render(request: Request, error: errors.BrokerError) -> Response:
-    if request.url.path.startswith(GLADIA_FACADE_PREFIX):
-        request_id = str(getattr(request.state, "request_id", "") or "-")
-        return errors.gladia_envelope_response(error, request.url.path, request_id)
-    return errors.problem_response(error)
+    request_id = str(getattr(request.state, "request_id", "") or "-")
+    return errors.error_response(error, request.url.path, request_id)
 
 
 async def _broker_error(request: Request, exc: Exception) -> Response:
@@ -87,6 +94,25 @@ def _settings_of(request: Request) -> Settings:
     return settings
 
 
+def _authenticator(
+    settings: Settings, tokens: TokenService, jwks_client: httpx.AsyncClient | None
+) -> Authenticator:
+    jwt_verifier = None
+    if jwks_client is not None and settings.jwt_jwks_url:
+        jwks = JwksCache(
+            jwks_client,
+            settings.jwt_jwks_url,
+            cache_s=settings.jwt_jwks_cache_s,
+            total_timeout_s=settings.jwt_jwks_timeout_s,
+        )
+        jwt_verifier = JwtVerifier(jwks, settings)
+    gateway = None
+    if settings.gateway_user_header:
+        trusted = TrustedProxies(settings.trusted_proxies)
+        gateway = GatewayIdentity(settings.gateway_user_header, trusted)
+    return Authenticator(tokens, modes=settings.auth_modes, jwt=jwt_verifier, gateway=gateway)
+
+
 def build_routes() -> list[BaseRoute]:
     return [*sessions.routes, *facade.routes, *tokens.routes, *ops.routes]
 
@@ -98,10 +124,14 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
     """
     install_redaction(settings.all_secrets())
 
+    # Read before serving, so a bad BROKER_POLICY_FILE stops `serve` with the field named.
+    policy = SessionPolicy.from_settings(settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis_client = open_redis(settings)
         http_client = open_http_client(settings)
+        jwks_client = open_jwks_client(settings) if "jwt" in settings.auth_modes else None
         tokens_service = TokenService(
             settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s
         )
@@ -109,15 +139,19 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
             settings=settings,
             tokens=tokens_service,
             service_keys=ServiceKeys(settings.service_keys),
-            authenticator=Authenticator(tokens_service),
-            policy=SessionPolicy(settings.max_channels, settings.gladia_region),
+            authenticator=_authenticator(settings, tokens_service, jwks_client),
+            policy=policy,
             gladia=GladiaClient(http_client, settings),
             store=SessionStore(redis_client, settings),
+            limits=Limits(redis_client, settings),
+            idempotency=Idempotency(redis_client, settings),
         )
         try:
             yield
         finally:
             await http_client.aclose()
+            if jwks_client is not None:
+                await jwks_client.aclose()
             await redis_client.aclose()
 
     routes = build_routes()
@@ -127,6 +161,7 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
         routes.extend(demo_routes(demo))
     route_names = {route.endpoint: route.path for route in routes if isinstance(route, Route)}
     middleware = [
+        Middleware(ProxyHeadersMiddleware, trusted_proxies=settings.trusted_proxies),
         Middleware(AccessLogMiddleware, route_names=route_names),
         Middleware(
             StrictCORSMiddleware,
@@ -136,6 +171,7 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
             expose_headers=["x-request-id", "retry-after"],
             max_age=600,
         ),
+        Middleware(AttemptGuardMiddleware),
     ]
     app = Starlette(
         routes=routes,

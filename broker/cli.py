@@ -81,8 +81,9 @@ def _serve(args: argparse.Namespace) -> None:
         create_app(settings),
         host=args.host,
         port=args.port,
-        proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        # The app reads X-Forwarded-For itself, trusting BROKER_TRUSTED_PROXIES, so that it still
+        # knows the TCP peer when it decides whether to believe the gateway's identity header.
+        proxy_headers=False,
         access_log=False,
         log_config=None,
         server_header=False,
@@ -126,7 +127,13 @@ def _dev(args: argparse.Namespace) -> None:
 
 def _server(app: ASGIApp, host: str, port: int, log_level: str = "info") -> uvicorn.Server:
     config = uvicorn.Config(
-        app, host=host, port=port, access_log=False, log_config=None, log_level=log_level
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=None,
+        log_level=log_level,
+        proxy_headers=False,
     )
     return uvicorn.Server(config)
 

@@ -18,10 +18,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from broker.creation import create_session_record
 from broker.errors import BadRequest, FieldProblem, InvalidFields, NotFound
 from broker.http import json_response, read_json
+from broker.idempotency import IDEMPOTENCY_HEADER
 from broker.identity import Subject
-from broker.routes.sessions import create_session_record, fetch_result, owned_record
+from broker.routes.sessions import fetch_result, owned_record
 from broker.services import Services, services
 from broker.settings import GLADIA_REGIONS
 from broker.store import SessionRecord
@@ -53,10 +55,10 @@ def refuse_gladia_key(headers: Headers) -> None:
     )
 
 
-def authenticate(request: Request) -> tuple[Services, Subject]:
+async def authenticate(request: Request) -> tuple[Services, Subject]:
     found = services(request)
     refuse_gladia_key(request.headers)
-    return found, found.authenticator.authenticate(request.headers)
+    return found, await found.authenticator.authenticate_request(request)
 
 
 def query_region(request: Request) -> str | None:
@@ -68,22 +70,23 @@ def query_region(request: Request) -> str | None:
 
 
 async def create_live_session(request: Request) -> Response:
-    found, subject = authenticate(request)
+    found, subject = await authenticate(request)
     region = query_region(request)
     body = await read_json(request, found.settings.max_body_bytes, required=False)
-    record = await create_session_record(found, subject, body, region)
+    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+    record = await create_session_record(found, subject, body, region, idempotency_key)
     created = {"id": record.id, "created_at": record.created_at, "url": record.url}
     return json_response(created, 201, no_store=True)
 
 
 async def get_live_session(request: Request) -> Response:
-    found, subject = authenticate(request)
+    found, subject = await authenticate(request)
     record = await owned_record(found, subject, request.path_params["session_id"])
     return json_response(await fetch_result(found, record), no_store=True)
 
 
 async def list_live_sessions(request: Request) -> Response:
-    found, subject = authenticate(request)
+    found, subject = await authenticate(request)
     offset, limit = page_window(request)
     page = await found.store.list_slice(subject.key, offset, limit)
     items = await results_of(found, page.records)
@@ -92,16 +95,17 @@ async def list_live_sessions(request: Request) -> Response:
 
 
 async def delete_live_session(request: Request) -> Response:
-    found, subject = authenticate(request)
+    found, subject = await authenticate(request)
     record = await owned_record(found, subject, request.path_params["session_id"])
     await found.gladia.delete_live_session(record.id)
     await found.store.delete(record)
+    await found.limits.release_lease(record.owner, record.id)
     return Response(status_code=202)
 
 
 async def get_live_session_file(request: Request) -> Response:
     """The recorded audio, passed through chunk by chunk as Gladia sends it."""
-    found, subject = authenticate(request)
+    found, subject = await authenticate(request)
     record = await owned_record(found, subject, request.path_params["session_id"])
     stack = AsyncExitStack()
     # Entered here, so a Gladia 404 is answered 404 before any byte of a 200 is sent.

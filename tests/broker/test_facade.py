@@ -284,3 +284,35 @@ async def test_cors_preflight_is_answered_for_a_configured_origin_only(
     assert not [name for name in simple.headers if name.startswith("access-control-")]
     assert "Origin" in simple.headers["vary"]
     assert simple_allowed.headers["access-control-allow-origin"] == "https://app.example"
+
+
+async def test_the_facade_shares_the_per_user_limits_with_v1(
+    broker_factory: BrokerFactory, mint: Headers, simulator: Simulator
+) -> None:
+    alice = mint("alice")
+    async with broker_factory(max_live_per_subject=1) as broker:
+        assert (await broker.post("/v1/sessions", headers=alice, json={})).status_code == 201
+        refused = await broker.post("/v2/live", headers=alice, json={})
+    assert_envelope(refused, 429, "/v2/live")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert len(simulator.calls()) == 1
+
+
+async def test_an_idempotency_key_on_the_facade_returns_the_same_session(
+    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator
+) -> None:
+    headers = {**mint("alice"), "Idempotency-Key": "create-once-1"}
+    first = (await broker.post("/v2/live", headers=headers, json={})).json()
+    again = (await broker.post("/v2/live", headers=headers, json={})).json()
+    assert again == first
+    assert len(simulator.calls()) == 1
+
+
+async def test_an_address_with_too_many_misses_is_refused_in_the_envelope(
+    broker_factory: BrokerFactory,
+) -> None:
+    async with broker_factory(failed_attempts_per_minute=2) as broker:
+        for _ in range(2):
+            assert (await broker.get("/v2/live")).status_code == 401
+        refused = await broker.get("/v2/live")
+    assert_envelope(refused, 429, "/v2/live")
