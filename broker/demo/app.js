@@ -140,6 +140,7 @@
     async start() {
       const created = await api('POST', '/v1/sessions', SESSION_CONFIG);
       this.id = created.id;
+      this.resultPath = `/v1/sessions/${created.id}/result`;
       showSession(created.id);
       log(`POST /v1/sessions → session ${created.id}`);
       this.connect(created.url);
@@ -243,7 +244,11 @@
     finish(why) {
       this.ended = true;
       log(`session ended: ${why}`);
-      ended();
+      ended(this);
+    }
+
+    fetchResult() {
+      return api('GET', this.resultPath);
     }
   }
 
@@ -259,12 +264,14 @@
         httpHeaders: { Authorization: `Bearer ${token()}` },
       });
       const live = client.liveV2();
+      this.live = live;
       if (this.mode === 'sdk') {
         log('SDK startSession: POST /v2/live on this broker');
         this.session = live.startSession(SESSION_CONFIG);
       } else {
         const created = await api('POST', '/v1/sessions', SESSION_CONFIG);
         log(`POST /v1/sessions → session ${created.id}; SDK connectSession`);
+        this.id = created.id;
         showSession(created.id);
         this.session = live.connectSession({
           id: created.id,
@@ -275,6 +282,7 @@
       }
       const session = this.session;
       session.on('started', (started) => {
+        this.id = started.id;
         showSession(started.id);
         log(`session ${started.id} created`);
       });
@@ -295,8 +303,13 @@
       session.on('error', (error) => log(`SDK error: ${error.message || error}`));
       session.on('ended', ({ code, reason }) => {
         log(`session ended: ${code}${reason ? ` ${reason}` : ''}`);
-        ended();
+        ended(this);
       });
+    }
+
+    fetchResult() {
+      // Through the facade too: the SDK's get is GET /v2/live/{id} on this broker.
+      return this.mode === 'sdk' ? this.live.get(this.id) : api('GET', `/v1/sessions/${this.id}/result`);
     }
 
     sendAudio(chunk) {
@@ -313,13 +326,42 @@
     }
   }
 
-  function ended() {
-    if (current && current.microphone) current.microphone.close();
-    current = null;
+  function ended(run) {
+    if (run.microphone) run.microphone.close();
+    run.microphone = null;
+    if (current === run) current = null;
     setState('ended', 'ended');
     $('start').disabled = false;
     $('stop').disabled = true;
     $('drop').disabled = true;
+    if (run.id) showResult(run);
+  }
+
+  // The result from the broker once Gladia is done. Fetching it also tells the broker the
+  // session is over, so it stops counting against the user's live-session limit.
+  async function showResult(run) {
+    const path = run.mode === 'sdk' ? `GET /v2/live/${run.id}` : `GET /v1/sessions/${run.id}/result`;
+    for (let attempt = 0; attempt < 30; attempt += 1) {
+      try {
+        const job = await run.fetchResult();
+        if (job.status === 'done' || job.status === 'error') {
+          $('result-status').textContent = job.status;
+          document.body.dataset.result = job.status;
+          const transcription = job.result && job.result.transcription;
+          if (transcription && typeof transcription.full_transcript === 'string') {
+            $('full-text').textContent = transcription.full_transcript;
+            $('full').hidden = false;
+          }
+          log(`${path} → ${job.status}`);
+          return;
+        }
+      } catch (error) {
+        log(`${path}: ${error.message}`);
+        return;
+      }
+      await sleep(500);
+    }
+    log(`${path}: still not done; try again later`);
   }
 
   async function start() {
@@ -327,11 +369,14 @@
     $('finals').replaceChildren();
     $('partial').textContent = '';
     $('full').hidden = true;
+    $('result-status').textContent = '–';
+    delete document.body.dataset.result;
     $('session-id').textContent = '–';
     document.body.dataset.reconnects = '0';
     document.body.dataset.mode = mode;
     $('start').disabled = true;
     const run = mode === 'raw' ? new PlainSocketSession() : new SdkSession(mode);
+    run.mode = mode;
     current = run;
     try {
       setState('starting', 'starting');

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from broker.app import create_app
+from broker.identity import Subject
+from broker.limits import subject_leases_key
 from broker.routes.demo import SDK_BUNDLE, DemoOptions
 from broker.settings import Settings
 from tests.broker.conftest import Simulator
@@ -74,13 +77,19 @@ async def drop_and_resume(page: Page, simulator: Simulator, session_id: str) -> 
     assert simulator.state.sessions[session_id].socket is not None
 
 
-async def stop(page: Page) -> None:
+async def stop(page: Page, redis_url: str) -> None:
+    """Stop; the page fetches the result, which frees the user's live-session lease."""
+    leases = redis.Redis.from_url(redis_url)
+    leases_key = subject_leases_key(Subject(DEV_USER).key)
+    assert leases.zcard(leases_key) == 1, "the live session holds a lease"
     await page.click("#stop")
     await page.wait_for("document.body.dataset.state === 'ended'")
+    await page.wait_for("document.body.dataset.result === 'done'")
+    assert leases.zcard(leases_key) == 0, "a finished session no longer counts against the limit"
 
 
 async def test_the_plain_socket_mode_shows_transcripts_resumes_after_a_drop_and_ends(
-    page: Page, simulator: Simulator, broker_url: str, tmp_path: Path
+    page: Page, simulator: Simulator, broker_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     banner = await page.evaluate("document.getElementById('upstream').textContent")
     assert "Gladia simulator" in banner
@@ -93,7 +102,7 @@ async def test_the_plain_socket_mode_shows_transcripts_resumes_after_a_drop_and_
     await drop_and_resume(page, simulator, session_id)
     log = await page.evaluate("document.getElementById('log').textContent")
     assert f"GET /v1/sessions/{session_id}" in log, "the page asked the broker for the session"
-    await stop(page)
+    await stop(page, redis_url)
     await page.wait_for("!document.getElementById('full').hidden")
     full_text = await page.evaluate("document.getElementById('full-text').textContent")
     assert full_text.startswith("Speech of")
@@ -114,7 +123,7 @@ async def test_the_plain_socket_mode_shows_transcripts_resumes_after_a_drop_and_
 
 
 async def test_the_js_sdk_through_the_facade_shows_transcripts_and_resumes_after_a_drop(
-    page: Page, simulator: Simulator
+    page: Page, simulator: Simulator, redis_url: str
 ) -> None:
     session_id = await start(page, "sdk")
     (create,) = simulator.calls("POST", "/v2/live")
@@ -122,14 +131,16 @@ async def test_the_js_sdk_through_the_facade_shows_transcripts_and_resumes_after
     log = await page.evaluate("document.getElementById('log').textContent")
     assert "POST /v2/live on this broker" in log
     await drop_and_resume(page, simulator, session_id)
-    await stop(page)
+    await stop(page, redis_url)
     assert simulator.state.sessions[session_id].status == "done"
+    log = await page.evaluate("document.getElementById('log').textContent")
+    assert f"GET /v2/live/{session_id} → done" in log
 
 
 async def test_the_js_sdk_connect_session_mode_streams_to_a_session_from_v1(
-    page: Page, simulator: Simulator
+    page: Page, simulator: Simulator, redis_url: str
 ) -> None:
     session_id = await start(page, "connect")
     assert len(simulator.calls("POST", "/v2/live")) == 1
-    await stop(page)
+    await stop(page, redis_url)
     assert simulator.state.sessions[session_id].status == "done"
