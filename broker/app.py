@@ -6,17 +6,19 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from broker import errors
+from broker.attempts import AttemptGuardMiddleware
 from broker.callbacks import CallbackCapabilities
+from broker.cors import StrictCORSMiddleware
 from broker.event_store import EventStore
 from broker.events import (
     RELAY_QUEUE,
@@ -27,13 +29,24 @@ from broker.events import (
     StreamSlots,
 )
 from broker.gladia import GladiaClient, open_http_client
-from broker.identity import Authenticator, ServiceKeys, TokenService
+from broker.idempotency import Idempotency
+from broker.identity import (
+    Authenticator,
+    GatewayIdentity,
+    ServiceKeys,
+    TokenService,
+    TrustedProxies,
+)
 from broker.jobs import BackgroundJobs, JobRunner, QueuePolicy
+from broker.jwt_identity import JwksCache, JwtVerifier, open_jwks_client
+from broker.limits import Limits
 from broker.observability import AccessLogMiddleware, install_redaction
 from broker.policy import SessionPolicy
+from broker.proxy_headers import ProxyHeadersMiddleware
 from broker.redis_connection import open_redis
 from broker.relay import Relay, open_relay_client
-from broker.routes import callbacks, events, ops, sessions, tokens
+from broker.routes import callbacks, events, facade, ops, sessions, tokens
+from broker.routes.demo import DemoOptions, demo_routes
 from broker.services import Services
 from broker.settings import Settings
 from broker.store import SessionStore
@@ -44,6 +57,7 @@ logger = logging.getLogger("broker")
 _HTTP_ERRORS: dict[int, type[errors.BrokerError]] = {
     400: errors.BadRequest,
     401: errors.Unauthorized,
+    403: errors.Forbidden,
     404: errors.NotFound,
     413: errors.PayloadTooLarge,
 }
@@ -54,9 +68,14 @@ class MethodNotAllowed(errors.BrokerError):
     title = "Method not allowed"
 
 
+def _render(request: Request, error: errors.BrokerError) -> Response:
+    request_id = str(getattr(request.state, "request_id", "") or "-")
+    return errors.error_response(error, request.url.path, request_id)
+
+
 async def _broker_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.BrokerError)
-    return errors.problem_response(exc)
+    return _render(request, exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -65,7 +84,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         error_class = MethodNotAllowed
     error = error_class() if error_class else errors.BrokerError()
-    response = errors.problem_response(error)
+    response = _render(request, error)
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -74,13 +93,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _redis_error(request: Request, exc: Exception) -> Response:
     logger.error("redis failed: %s", type(exc).__name__)
     retry_after_s = _settings_of(request).retry_after_s
-    return errors.problem_response(
-        errors.StoreUnavailable("Try again shortly", retry_after_s=retry_after_s)
+    return _render(
+        request, errors.StoreUnavailable("Try again shortly", retry_after_s=retry_after_s)
     )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    return errors.problem_response(errors.BrokerError())
+    return _render(request, errors.BrokerError())
 
 
 def _settings_of(request: Request) -> Settings:
@@ -88,76 +107,114 @@ def _settings_of(request: Request) -> Settings:
     return settings
 
 
+def _authenticator(
+    settings: Settings, tokens: TokenService, jwks_client: httpx.AsyncClient | None
+) -> Authenticator:
+    jwt_verifier = None
+    if jwks_client is not None and settings.jwt_jwks_url:
+        jwks = JwksCache(
+            jwks_client,
+            settings.jwt_jwks_url,
+            cache_s=settings.jwt_jwks_cache_s,
+            total_timeout_s=settings.jwt_jwks_timeout_s,
+        )
+        jwt_verifier = JwtVerifier(jwks, settings)
+    gateway = None
+    if settings.gateway_user_header:
+        trusted = TrustedProxies(settings.trusted_proxies)
+        gateway = GatewayIdentity(settings.gateway_user_header, trusted)
+    return Authenticator(tokens, modes=settings.auth_modes, jwt=jwt_verifier, gateway=gateway)
+
+
+def _background_jobs(
+    settings: Settings,
+    event_store: EventStore,
+    store: SessionStore,
+    gladia: GladiaClient,
+    limits: Limits,
+    relay_client: httpx.AsyncClient | None,
+) -> tuple[BackgroundJobs, EventIntake]:
+    """The queues this instance drains (result fetches, the relay) and the intake feeding them."""
+    fetcher = ResultFetcher(store, gladia, limits)
+    fetches = JobRunner(
+        event_store, RESULT_QUEUE, fetcher, RESULT_FETCH_POLICY, settings.worker_poll_s
+    )
+    runners = [fetches]
+    if relay_client is not None:
+        relay_policy = QueuePolicy(
+            lease_s=settings.relay_timeout_s + 5,
+            backoff_s=settings.relay_backoff_s,
+            max_backoff_s=settings.relay_max_backoff_s,
+        )
+        relay = Relay(relay_client, event_store, store, settings)
+        runners.append(
+            JobRunner(event_store, RELAY_QUEUE, relay, relay_policy, settings.worker_poll_s)
+        )
+    intake = EventIntake(
+        event_store,
+        relay_enabled=relay_client is not None,
+        wake_result_fetch=fetches.wake,
+        wake_relay=runners[-1].wake,
+    )
+    return BackgroundJobs(runners), intake
+
+
 def build_routes() -> list[BaseRoute]:
-    return [*sessions.routes, *events.routes, *callbacks.routes, *tokens.routes, *ops.routes]
+    return [
+        *sessions.routes,
+        *events.routes,
+        *callbacks.routes,
+        *facade.routes,
+        *tokens.routes,
+        *ops.routes,
+    ]
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The broker as an ASGI app; its Redis and Gladia clients open and close with the lifespan."""
+def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette:
+    """The broker as an ASGI app; its Redis and Gladia clients open and close with the lifespan.
+
+    `demo` serves the /demo page (what `broker dev` passes); without it, `BROKER_DEMO` decides.
+    """
     install_redaction(settings.all_secrets())
+
+    capabilities = CallbackCapabilities(
+        settings.secret_keys, settings.callback_ttl_s, settings.public_url, settings.callback_events
+    )
+    # Read before serving, so a bad BROKER_POLICY_FILE stops `serve` with the field named.
+    policy = SessionPolicy.from_settings(
+        settings, capabilities.callback_config if capabilities.enabled else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis_client = open_redis(settings)
         http_client = open_http_client(settings)
-        relay_client = open_relay_client(settings) if settings.relay_url else None
+        jwks_client = open_jwks_client(settings) if "jwt" in settings.auth_modes else None
         tokens_service = TokenService(
             settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s
         )
-        capabilities = CallbackCapabilities(
-            settings.secret_keys,
-            settings.callback_ttl_s,
-            settings.public_url,
-            settings.callback_events,
-        )
+        relay_client = open_relay_client(settings) if settings.relay_url else None
         gladia = GladiaClient(http_client, settings)
         store = SessionStore(redis_client, settings)
+        limits = Limits(redis_client, settings)
         event_store = EventStore(redis_client, settings)
-        runners = [
-            JobRunner(
-                event_store,
-                RESULT_QUEUE,
-                ResultFetcher(store, gladia),
-                RESULT_FETCH_POLICY,
-                settings.worker_poll_s,
-            )
-        ]
-        if relay_client is not None:
-            relay_policy = QueuePolicy(
-                lease_s=settings.relay_timeout_s + 5,
-                backoff_s=settings.relay_backoff_s,
-                max_backoff_s=settings.relay_max_backoff_s,
-            )
-            relay = Relay(relay_client, event_store, store, settings)
-            runners.append(
-                JobRunner(event_store, RELAY_QUEUE, relay, relay_policy, settings.worker_poll_s)
-            )
-        intake = EventIntake(
-            event_store,
-            callbacks_enabled=capabilities.enabled,
-            relay_enabled=relay_client is not None,
-            wake_result_fetch=runners[0].wake,
-            wake_relay=runners[-1].wake,
-        )
+        jobs, intake = _background_jobs(settings, event_store, store, gladia, limits, relay_client)
         app.state.services = Services(
             settings=settings,
             tokens=tokens_service,
             service_keys=ServiceKeys(settings.service_keys),
-            authenticator=Authenticator(tokens_service),
-            policy=SessionPolicy(
-                settings.max_channels,
-                settings.gladia_region,
-                capabilities.callback_config if capabilities.enabled else None,
-            ),
+            authenticator=_authenticator(settings, tokens_service, jwks_client),
+            policy=policy,
             gladia=gladia,
             store=store,
+            limits=limits,
+            idempotency=Idempotency(redis_client, settings),
             capabilities=capabilities,
             webhooks=WebhookVerifier(settings.gladia_webhook_secrets),
             events=event_store,
             intake=intake,
             event_streams=StreamSlots(settings.sse_max_streams),
         )
-        jobs = BackgroundJobs(runners)
         jobs.start()
         try:
             yield
@@ -166,20 +223,28 @@ def create_app(settings: Settings) -> Starlette:
             if relay_client is not None:
                 await relay_client.aclose()
             await http_client.aclose()
+            if jwks_client is not None:
+                await jwks_client.aclose()
             await redis_client.aclose()
 
     routes = build_routes()
+    if demo is None and settings.demo_enabled:
+        demo = DemoOptions()
+    if demo is not None:
+        routes.extend(demo_routes(demo))
     route_names = {route.endpoint: route.path for route in routes if isinstance(route, Route)}
     middleware = [
+        Middleware(ProxyHeadersMiddleware, trusted_proxies=settings.trusted_proxies),
         Middleware(AccessLogMiddleware, route_names=route_names),
         Middleware(
-            CORSMiddleware,
+            StrictCORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["authorization", "content-type", "x-gladia-version", "idempotency-key"],
             expose_headers=["x-request-id", "retry-after"],
             max_age=600,
         ),
+        Middleware(AttemptGuardMiddleware),
     ]
     app = Starlette(
         routes=routes,

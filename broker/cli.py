@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from broker.app import create_app
 from broker.identity import TokenService
 from broker.observability import configure_logging
+from broker.routes.demo import DemoOptions
 from broker.settings import (
     Settings,
     SettingsError,
@@ -80,8 +81,9 @@ def _serve(args: argparse.Namespace) -> None:
         create_app(settings),
         host=args.host,
         port=args.port,
-        proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        # The app reads X-Forwarded-For itself, trusting BROKER_TRUSTED_PROXIES, so that it still
+        # knows the TCP peer when it decides whether to believe the gateway's identity header.
+        proxy_headers=False,
         access_log=False,
         log_config=None,
         server_header=False,
@@ -113,7 +115,7 @@ def _dev(args: argparse.Namespace) -> None:
         service_keys=settings.service_keys or (Secret(DEV_SERVICE_KEY),),
     )
     configure_logging(json_lines=False, level=os.environ.get("LOG_LEVEL", "INFO"))
-    broker_app = create_app(settings)
+    broker_app = create_app(settings, DemoOptions(simulator=True, dev_token_subject=DEV_SUBJECT))
     simulator_app = create_simulator_app(SimulatorConfig(api_key=simulator_key))
     print(_dev_banner(settings, args.host, args.port, simulator_port), flush=True)
     servers = [
@@ -125,7 +127,13 @@ def _dev(args: argparse.Namespace) -> None:
 
 def _server(app: ASGIApp, host: str, port: int, log_level: str = "info") -> uvicorn.Server:
     config = uvicorn.Config(
-        app, host=host, port=port, access_log=False, log_config=None, log_level=log_level
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=None,
+        log_level=log_level,
+        proxy_headers=False,
     )
     return uvicorn.Server(config)
 
@@ -145,6 +153,7 @@ def _dev_banner(settings: Settings, host: str, port: int, simulator_port: int) -
     return f"""
 Gladia broker, development mode
   broker     {base}
+  demo page  {base}/demo  (microphone → Gladia simulator, plain WebSocket or Gladia's JS SDK)
   Gladia     simulator at http://127.0.0.1:{simulator_port} (no real Gladia is called)
   state      {store}
 

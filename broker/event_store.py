@@ -44,19 +44,17 @@ return {{'stored', id}}
 """
 
 # A callback first proves its binding. KEYS 4, 5: binding, early buffer. ARGV 12 to 15: the body's
-# session id, early cap, early ttl, raw body. A create still waiting for Gladia's answer has a
-# pending binding: its early deliveries are buffered and checked when the binding completes.
+# session id, early cap, early ttl, raw body. A validly signed capability without a binding belongs
+# to a create still waiting for Gladia's answer (or one that failed): its deliveries are buffered,
+# briefly and capped, and checked against the session id when the binding is made.
 _STORE_CALLBACK = (
     """
 local bound = redis.call('HGET', KEYS[4], 'session_id')
 if not bound then
-  if redis.call('HEXISTS', KEYS[4], 'pending') == 1 then
-    if redis.call('LLEN', KEYS[5]) >= tonumber(ARGV[13]) then return {'full'} end
-    redis.call('RPUSH', KEYS[5], ARGV[15])
-    redis.call('EXPIRE', KEYS[5], ARGV[14])
-    return {'early'}
-  end
-  return {'unknown'}
+  if redis.call('LLEN', KEYS[5]) >= tonumber(ARGV[13]) then return {'full'} end
+  redis.call('RPUSH', KEYS[5], ARGV[15])
+  redis.call('EXPIRE', KEYS[5], ARGV[14])
+  return {'early'}
 end
 if bound ~= ARGV[12] then return {'mismatch'} end
 """
@@ -66,7 +64,6 @@ if bound ~= ARGV[12] then return {'mismatch'} end
 # KEYS: binding, early buffer. ARGV: session id, subject, ttl. Returns the buffered bodies.
 _BIND = """
 redis.call('HSET', KEYS[1], 'session_id', ARGV[1], 'subject', ARGV[2])
-redis.call('HDEL', KEYS[1], 'pending')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 local early = redis.call('LRANGE', KEYS[2], 0, -1)
 redis.call('DEL', KEYS[2])
@@ -113,8 +110,8 @@ return redis.call('DEL', KEYS[1])
 """
 
 WEBHOOK_DEFERRAL_TTL_S = 3600
-# Pending bindings last as long as a create may wait for Gladia, and a margin.
-PENDING_MARGIN_S = 60
+# Early callbacks are kept as long as a create may wait for Gladia, and a margin.
+EARLY_MARGIN_S = 60
 EARLY_MAX = 32
 SEEN_PER_EVENT_CAP = 4
 
@@ -233,7 +230,7 @@ class EventStore:
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self._redis = client
         self._callback_ttl_s = settings.callback_ttl_s
-        self._pending_ttl_s = int(settings.gladia_total_timeout_s) + PENDING_MARGIN_S
+        self._early_ttl_s = int(settings.gladia_total_timeout_s) + EARLY_MARGIN_S
         self._dedupe_ttl_s = settings.dedupe_ttl_s
         self._events_max = settings.events_max
         # Events are kept as long as the session's result, and never less than a session.
@@ -250,21 +247,17 @@ class EventStore:
 
     # --- bindings -------------------------------------------------------------------------
 
-    async def expect(self, owner: str, request_id: str, subject: str) -> None:
-        """Mark a create as waiting for Gladia, so its early callbacks are kept, not refused."""
-        key = _binding_key(owner, request_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"pending": "1", "subject": subject})
-            pipe.expire(key, self._pending_ttl_s)
-            await pipe.execute()
-
     async def bind(self, owner: str, request_id: str, session_id: str, subject: str) -> list[str]:
         """Bind a create to Gladia's session id; returns the bodies that arrived before it."""
-        early = await self._bind(
-            keys=[_binding_key(owner, request_id), _early_key(owner, request_id)],
-            args=[session_id, subject, self._callback_ttl_s],
-        )
-        await self._redis.set(_session_owner_key(session_id), owner, ex=self._callback_ttl_s)
+        # Different hash slots, no transaction: one round trip, each command atomic on its own.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._bind(
+                keys=[_binding_key(owner, request_id), _early_key(owner, request_id)],
+                args=[session_id, subject, self._callback_ttl_s],
+                client=pipe,
+            )
+            pipe.set(_session_owner_key(session_id), owner, ex=self._callback_ttl_s)
+            early, _ = await pipe.execute()
         return [str(body) for body in cast(list[Any], early)]
 
     async def binding(self, owner: str, request_id: str) -> Binding:
@@ -312,7 +305,7 @@ class EventStore:
             *self._event_args(fields),
             session_id,
             EARLY_MAX,
-            self._pending_ttl_s,
+            self._early_ttl_s,
             raw.decode("utf-8"),
         ]
         return self._stored(await self._store_callback(keys=keys, args=args))

@@ -27,6 +27,7 @@ from broker.event_store import EventFields, EventStore, Outcome, Stored
 from broker.gladia import GladiaClient
 from broker.identity import Subject
 from broker.jobs import JobOutcome, Lease, QueuePolicy
+from broker.limits import Limits
 from broker.results import public_result
 from broker.store import SessionRecord, SessionStore
 
@@ -116,21 +117,14 @@ class EventIntake:
         self,
         store: EventStore,
         *,
-        callbacks_enabled: bool,
         relay_enabled: bool,
         wake_result_fetch: Callable[[], None],
         wake_relay: Callable[[], None],
     ) -> None:
         self._store = store
-        self._callbacks_enabled = callbacks_enabled
         self._relay_enabled = relay_enabled
         self._wake_result_fetch = wake_result_fetch
         self._wake_relay = wake_relay
-
-    async def expect(self, subject: Subject, request_id: str) -> None:
-        """Before a create: callbacks that beat Gladia's answer to the broker are kept."""
-        if self._callbacks_enabled:
-            await self._store.expect(subject.key, request_id, subject.id)
 
     async def bind(self, record: SessionRecord, subject: Subject) -> None:
         """After a create: bind the capability to the session, then take the early callbacks."""
@@ -204,9 +198,10 @@ class EventIntake:
 class ResultFetcher:
     """The job that fetches a finished session's result from Gladia once and caches it."""
 
-    def __init__(self, sessions: SessionStore, gladia: GladiaClient) -> None:
+    def __init__(self, sessions: SessionStore, gladia: GladiaClient, limits: Limits) -> None:
         self._sessions = sessions
         self._gladia = gladia
+        self._limits = limits
 
     async def __call__(self, member: str, lease: Lease) -> JobOutcome:
         owner, session_id = split_member(member)
@@ -223,6 +218,8 @@ class ResultFetcher:
         if result.get("status") not in ("done", "error"):
             return JobOutcome.LATER
         await self._sessions.save_final_result(record, result)
+        # Over at Gladia: the session no longer counts against any live limit.
+        await self._limits.release_lease(record.owner, record.id)
         return JobOutcome.DONE
 
 

@@ -10,7 +10,9 @@ from broker.callbacks import CallbackCapabilities
 from broker.event_store import EventStore
 from broker.events import EventIntake, StreamSlots
 from broker.gladia import GladiaClient
+from broker.idempotency import Idempotency
 from broker.identity import Authenticator, ServiceKeys, TokenService
+from broker.limits import Limits
 from broker.policy import SessionPolicy
 from broker.settings import Settings
 from broker.store import SessionStore
@@ -26,6 +28,8 @@ class Services:
     policy: SessionPolicy
     gladia: GladiaClient
     store: SessionStore
+    limits: Limits
+    idempotency: Idempotency
     capabilities: CallbackCapabilities
     webhooks: WebhookVerifier
     events: EventStore

@@ -47,7 +47,7 @@ def _cursor(value: str | None, name: str) -> str:
 
 async def session_events(request: Request) -> Response:
     found = services(request)
-    subject = found.authenticator.authenticate(request.headers)
+    subject = await found.authenticator.authenticate_request(request)
     record = await owned_record(found, subject, request.path_params["session_id"])
     if "text/event-stream" in request.headers.get("accept", ""):
         last_seen = request.headers.get("last-event-id") or request.query_params.get("after")

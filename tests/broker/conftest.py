@@ -61,6 +61,8 @@ def settings(simulator: Simulator, redis_url: str) -> Settings:
         secret_keys=(Secret(CANARY_SECRET_KEY),),
         service_keys=(Secret(CANARY_SERVICE_KEY),),
         public_url="https://broker.example",
+        # Room for the flows these tests run; the limits' own tests set theirs.
+        max_live_per_subject=10,
     )
 
 

@@ -205,10 +205,7 @@ async def test_callbacks_that_beat_the_create_answer_are_kept_until_it_lands(
         path = "/v1/callbacks/" + found.capabilities.mint(CallbackBinding(subject.key, request_id))
         early = callback_body("sess-early", "live.start_session")
         forged = callback_body("someone-else", "live.transcript", id="u0", is_final=True)
-        # Before the create is under way, nothing is expected from this capability.
-        assert (await broker.client.post(path, json=early)).status_code == 404
-
-        await found.intake.expect(subject, request_id)
+        # Gladia's answer to the create has not reached the broker yet: the session id is unknown.
         assert (await broker.client.post(path, json=early)).status_code == 202
         assert (await broker.client.post(path, json=forged)).status_code == 202
 
