@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from broker.errors import BadRequest, NotFound
 from broker.settings import CALLBACK_CATEGORIES
 
 CAPABILITY_SALT = "broker.gladia-callback.v1"
+VERIFIED_CACHE_SIZE = 4096
 CALLBACK_PATH = "/v1/callbacks/"
 
 # Every live callback Gladia documents, plus `live.error` (undocumented, sent by the simulator).
@@ -87,6 +89,7 @@ class CallbackCapabilities:
         self._max_age_s = max_age_s
         self._public_url = public_url
         self._categories = categories
+        self._verified: dict[str, tuple[CallbackBinding, float]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -98,8 +101,14 @@ class CallbackCapabilities:
 
     def verify(self, capability: str) -> CallbackBinding:
         """The binding a capability was minted for; 404 when it is not one of ours or expired."""
+        now = time.time()
+        cached = self._verified.get(capability)
+        if cached is not None and now < cached[1]:
+            return cached[0]
         try:
-            value = self._serializer.loads(capability, max_age=self._max_age_s)
+            value, signed_at = self._serializer.loads(
+                capability, max_age=self._max_age_s, return_timestamp=True
+            )
         except BadData:
             raise NotFound() from None
         if (
@@ -108,7 +117,13 @@ class CallbackCapabilities:
             or not all(isinstance(item, str) and _HEX_ID.match(item) for item in value)
         ):
             raise NotFound()
-        return CallbackBinding(owner=value[0], request_id=value[1])
+        binding = CallbackBinding(owner=value[0], request_id=value[1])
+        # A session's callbacks all carry the same capability: verified once per instance, kept
+        # (bounded) until the moment it would have expired anyway.
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))
+        self._verified[capability] = (binding, signed_at.timestamp() + self._max_age_s)
+        return binding
 
     def callback_config(self, owner: str, request_id: str) -> dict[str, Any]:
         """The `callback` and `callback_config` fields of one create body (every flag explicit)."""

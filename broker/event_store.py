@@ -23,40 +23,40 @@ from broker.store import record_key
 # Ranks of the record's status: an event may move it forward, never back.
 _STATUS_RANKS = "{created=0, recording=1, ended=2, done=3, error=3}"
 
-# KEYS: record, stream, seen. ARGV: digest, dedupe ttl, seen cap, stream maxlen, stream ttl,
-# status, is-end, event, source, received_at, payload.
-_STORE_EVENT = f"""
-local ranks = {_STATUS_RANKS}
-if redis.call('EXISTS', KEYS[1]) == 0 then return {{'unknown'}} end
-if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return {{'duplicate'}} end
-if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[3]) then return {{'full'}} end
+# KEYS: record, stream, seen. ARGV: digest, status, is-end, event, source, received_at, payload.
+# The __NAMES__ are this instance's settings, written into the script once.
+_STORE_EVENT = """
+local ranks = {created=0, recording=1, ended=2, done=3, error=3}
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown'} end
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return {'duplicate'} end
+if redis.call('SCARD', KEYS[3]) >= __SEEN_CAP__ then return {'full'} end
 redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('EXPIRE', KEYS[3], ARGV[2])
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
-  'event', ARGV[8], 'source', ARGV[9], 'received_at', ARGV[10], 'payload', ARGV[11])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('EXPIRE', KEYS[3], __DEDUPE_TTL__)
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', __EVENTS_MAX__, '*',
+  'event', ARGV[4], 'source', ARGV[5], 'received_at', ARGV[6], 'payload', ARGV[7])
+redis.call('EXPIRE', KEYS[2], __STREAM_TTL__)
 local current = redis.call('HGET', KEYS[1], 'status')
-if ARGV[6] ~= '' and (ranks[ARGV[6]] or 0) > (ranks[current] or 0) then
-  redis.call('HSET', KEYS[1], 'status', ARGV[6])
+if ARGV[2] ~= '' and (ranks[ARGV[2]] or 0) > (ranks[current] or 0) then
+  redis.call('HSET', KEYS[1], 'status', ARGV[2])
 end
-if ARGV[7] == '1' then redis.call('HSET', KEYS[1], 'ended_event', id) end
-return {{'stored', id}}
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'ended_event', id) end
+return {'stored', id}
 """
 
-# A callback first proves its binding. KEYS 4, 5: binding, early buffer. ARGV 12 to 15: the body's
-# session id, early cap, early ttl, raw body. A validly signed capability without a binding belongs
-# to a create still waiting for Gladia's answer (or one that failed): its deliveries are buffered,
-# briefly and capped, and checked against the session id when the binding is made.
+# A callback first proves its binding. KEYS 4, 5: binding, early buffer. ARGV 8: the body's
+# session id. A validly signed capability without a binding belongs to a create still waiting
+# for Gladia's answer (or one that failed): its deliveries are buffered, briefly and capped, as
+# "session id, event, payload" lines, and checked against the session id when the binding is made.
 _STORE_CALLBACK = (
     """
 local bound = redis.call('HGET', KEYS[4], 'session_id')
 if not bound then
-  if redis.call('LLEN', KEYS[5]) >= tonumber(ARGV[13]) then return {'full'} end
-  redis.call('RPUSH', KEYS[5], ARGV[15])
-  redis.call('EXPIRE', KEYS[5], ARGV[14])
+  if redis.call('LLEN', KEYS[5]) >= __EARLY_MAX__ then return {'full'} end
+  redis.call('RPUSH', KEYS[5], ARGV[8] .. '\\n' .. ARGV[4] .. '\\n' .. ARGV[7])
+  redis.call('EXPIRE', KEYS[5], __EARLY_TTL__)
   return {'early'}
 end
-if bound ~= ARGV[12] then return {'mismatch'} end
+if bound ~= ARGV[8] then return {'mismatch'} end
 """
     + _STORE_EVENT
 )
@@ -165,9 +165,24 @@ class StreamEntry:
 
 
 @dataclass(frozen=True)
+class EarlyDelivery:
+    """A callback kept before its create's binding: the session id its body named, unchecked."""
+
+    session_id: str
+    event: str
+    payload_json: str
+
+
+@dataclass(frozen=True)
 class Binding:
     session_id: str | None
     subject: str | None
+
+
+def _with(script: str, constants: dict[str, int]) -> str:
+    for name, value in constants.items():
+        script = script.replace(name, str(int(value)))
+    return script
 
 
 def _binding_key(owner: str, request_id: str) -> str:
@@ -236,8 +251,16 @@ class EventStore:
         # Events are kept as long as the session's result, and never less than a session.
         self._stream_ttl_s = max(settings.result_ttl_s, settings.session_ttl_s)
         self._queue_ttl_s = max(settings.result_ttl_s, settings.callback_ttl_s)
-        self._store_event = client.register_script(_STORE_EVENT)
-        self._store_callback = client.register_script(_STORE_CALLBACK)
+        constants = {
+            "__SEEN_CAP__": self._events_max * SEEN_PER_EVENT_CAP,
+            "__DEDUPE_TTL__": self._dedupe_ttl_s,
+            "__EVENTS_MAX__": self._events_max,
+            "__STREAM_TTL__": self._stream_ttl_s,
+            "__EARLY_MAX__": EARLY_MAX,
+            "__EARLY_TTL__": self._early_ttl_s,
+        }
+        self._store_event = client.register_script(_with(_STORE_EVENT, constants))
+        self._store_callback = client.register_script(_with(_STORE_CALLBACK, constants))
         self._bind = client.register_script(_BIND)
         self._mark = client.register_script(_MARK)
         self._finish = client.register_script(_FINISH)
@@ -247,8 +270,10 @@ class EventStore:
 
     # --- bindings -------------------------------------------------------------------------
 
-    async def bind(self, owner: str, request_id: str, session_id: str, subject: str) -> list[str]:
-        """Bind a create to Gladia's session id; returns the bodies that arrived before it."""
+    async def bind(
+        self, owner: str, request_id: str, session_id: str, subject: str
+    ) -> list[EarlyDelivery]:
+        """Bind a create to Gladia's session id; returns the deliveries that arrived before it."""
         # Different hash slots, no transaction: one round trip, each command atomic on its own.
         async with self._redis.pipeline(transaction=False) as pipe:
             await self._bind(
@@ -258,7 +283,11 @@ class EventStore:
             )
             pipe.set(_session_owner_key(session_id), owner, ex=self._callback_ttl_s)
             early, _ = await pipe.execute()
-        return [str(body) for body in cast(list[Any], early)]
+        found = []
+        for line in cast(list[Any], early):
+            claimed_id, event, payload_json = str(line).split("\n", 2)
+            found.append(EarlyDelivery(claimed_id, event, payload_json))
+        return found
 
     async def binding(self, owner: str, request_id: str) -> Binding:
         fields = cast(dict[str, str], await self._redis.hgetall(_binding_key(owner, request_id)))
@@ -270,13 +299,10 @@ class EventStore:
 
     # --- events ---------------------------------------------------------------------------
 
-    def _event_args(self, fields: EventFields) -> list[str | int]:
+    @staticmethod
+    def _event_args(fields: EventFields) -> list[str]:
         return [
             fields.digest,
-            self._dedupe_ttl_s,
-            self._events_max * SEEN_PER_EVENT_CAP,
-            self._events_max,
-            self._stream_ttl_s,
             fields.status or "",
             "1" if fields.is_end else "0",
             fields.event,
@@ -293,7 +319,7 @@ class EventStore:
         ]
 
     async def store_callback(
-        self, owner: str, request_id: str, session_id: str, fields: EventFields, raw: bytes
+        self, owner: str, request_id: str, session_id: str, fields: EventFields
     ) -> Stored:
         """Check the binding, then de-duplicate, append and move the status, all at once."""
         keys = [
@@ -301,13 +327,7 @@ class EventStore:
             _binding_key(owner, request_id),
             _early_key(owner, request_id),
         ]
-        args = [
-            *self._event_args(fields),
-            session_id,
-            EARLY_MAX,
-            self._early_ttl_s,
-            raw.decode("utf-8"),
-        ]
+        args = [*self._event_args(fields), session_id]
         return self._stored(await self._store_callback(keys=keys, args=args))
 
     async def store_event(self, owner: str, session_id: str, fields: EventFields) -> Stored:

@@ -129,11 +129,13 @@ class EventIntake:
     async def bind(self, record: SessionRecord, subject: Subject) -> None:
         """After a create: bind the capability to the session, then take the early callbacks."""
         early = await self._store.bind(record.owner, record.request_id, record.id, subject.id)
-        for raw in early:
-            delivery = parse_callback(raw.encode())
-            if delivery.session_id != record.id:
+        for kept in early:
+            if kept.session_id != record.id:
                 logger.warning("an early callback named another session; dropped")
                 continue
+            delivery = Delivery(
+                kept.session_id, kept.event, json.loads(kept.payload_json), "callback"
+            )
             stored = await self._store.store_event(record.owner, record.id, event_fields(delivery))
             await self._follow_up(record.owner, record.id, delivery, stored)
 
@@ -141,7 +143,7 @@ class EventIntake:
         """Store one callback for the session its capability is bound to."""
         delivery = parse_callback(raw)
         stored = await self._store.store_callback(
-            binding.owner, binding.request_id, delivery.session_id, event_fields(delivery), raw
+            binding.owner, binding.request_id, delivery.session_id, event_fields(delivery)
         )
         if stored.outcome is Outcome.UNKNOWN:
             raise NotFound()
