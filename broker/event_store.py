@@ -363,6 +363,18 @@ class EventStore:
         value = await self._redis.hget(record_key(owner, session_id), "ended_event")
         return str(value) if value is not None else None
 
+    async def forget(self, owner: str, session_id: str, request_id: str) -> None:
+        """Drop a deleted session's events; its binding stays, so its callbacks stay refused."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.delete(
+                _stream_key(owner, session_id),
+                _seen_key(owner, session_id),
+                _relay_cursor_key(owner, session_id),
+            )
+            pipe.hdel(_binding_key(owner, request_id), "subject")
+            pipe.delete(_session_owner_key(session_id))
+            await pipe.execute()
+
     # --- webhooks -------------------------------------------------------------------------
 
     async def webhook_seen(self, message_id: str) -> bool:

@@ -91,14 +91,18 @@ async def test_an_expired_capability_is_not_found(
     assert await events_of(broker, session_id, alice) == []
 
 
-async def test_the_capability_of_a_deleted_session_is_not_found(
-    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator
+async def test_a_deleted_sessions_events_go_with_it_and_its_capability_is_not_found(
+    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator, redis_url: str
 ) -> None:
     alice = mint("alice")
     session_id = await create(broker, alice)
     path = capability_path(simulator, session_id)
+    answer = await broker.post(path, json=callback_body(session_id, "live.start_recording"))
+    assert answer.status_code == 204
     finish(simulator, session_id)  # Gladia deletes finished sessions only
     assert (await broker.delete(f"/v1/sessions/{session_id}", headers=alice)).status_code == 204
+    left = [key for key in redis_snapshot(redis_url) if session_id.encode() in key]
+    assert [key for key in left if b":callback:" not in key] == []
     answer = await broker.post(path, json=callback_body(session_id, "live.end_session"))
     assert answer.status_code == 404
 
