@@ -190,7 +190,8 @@ async def test_the_simulators_signed_webhooks_drive_a_session_to_its_result(
             api_key=CANARY_GLADIA_KEY,
             webhook_url=f"http://127.0.0.1:{broker_port}/v1/webhooks/gladia",
             webhook_secret=CURRENT,
-            callback_backoff_s=0.05,
+            # start_session is sent back until the create is bound: retries 0.5 s and 1 s later.
+            callback_backoff_s=0.5,
         )
     )
     with serve_in_thread(simulator_app) as simulator_url:
