@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO := broker/demo
 DEMO_ASSETS := $(DEMO)/node_modules/.installed
 
-.PHONY: run test check fmt clean demo-assets
+.PHONY: run test fmt clean demo-assets optional-demo-assets
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,16 @@ $(DEMO_ASSETS): $(DEMO)/package.json $(DEMO)/package-lock.json
 
 demo-assets: $(DEMO_ASSETS)
 
-# Without npm the demo page still runs; only its JS SDK modes are off.
-run: $(BIN)/.installed
+# Without npm the demo page still runs; only its JS SDK modes are off (and their test skips,
+# except in CI, where .ci/run installs npm).
+optional-demo-assets:
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory demo-assets; \
 	else echo "npm not found: /demo runs without its Gladia JS SDK modes"; fi
+
+run: $(BIN)/.installed optional-demo-assets
 	$(BIN)/broker dev
 
-test: $(BIN)/.installed $(DEMO_ASSETS)
+test: $(BIN)/.installed optional-demo-assets
 	$(BIN)/ruff check broker tests
 	$(BIN)/ruff format --check broker tests
 	$(BIN)/mypy

@@ -16,6 +16,7 @@ from broker.settings import Settings
 from tests.broker.conftest import Simulator
 from tests.simulator.audio import speech
 from tests.support.browser import Browser, Page, running_chromium
+from tests.support.required import missing
 from tests.support.servers import serve_in_thread
 
 DEV_USER = "dev-user"
@@ -52,7 +53,7 @@ async def browser(tmp_path: Path, fake_microphone: Path) -> AsyncIterator[Browse
 @pytest.fixture
 async def page(browser: Browser, broker_url: str) -> AsyncIterator[Page]:
     if not SDK_BUNDLE.is_file():
-        pytest.fail("Gladia's JS SDK is not installed: run `make demo-assets`", pytrace=False)
+        missing("Gladia's JS SDK is not installed: run `make demo-assets` (needs npm)")
     async with browser.new_page() as opened:
         await opened.goto(f"{broker_url}/demo")
         await opened.wait_for("document.body.dataset.ready === 'true'")

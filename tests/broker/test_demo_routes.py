@@ -11,6 +11,7 @@ from broker.identity import TokenService
 from broker.routes.demo import SDK_BUNDLE, DemoOptions
 from broker.settings import Settings
 from tests.broker.conftest import BrokerFactory
+from tests.support.required import missing
 
 DEV = DemoOptions(simulator=True, dev_token_subject="dev-user")
 
@@ -109,7 +110,7 @@ async def test_the_js_sdk_is_served_from_node_modules_as_installed(
     broker_factory: BrokerFactory,
 ) -> None:
     if not SDK_BUNDLE.is_file():
-        pytest.fail("Gladia's JS SDK is not installed: run `make demo-assets`", pytrace=False)
+        missing("Gladia's JS SDK is not installed: run `make demo-assets` (needs npm)")
     async with broker_factory(demo_enabled=True) as broker:
         bundle = await broker.get("/demo/vendor/gladia-sdk.js")
         config = (await broker.get("/demo/config.json")).json()
