@@ -17,7 +17,17 @@ from starlette.routing import BaseRoute, Route
 
 from broker import errors
 from broker.attempts import AttemptGuardMiddleware
+from broker.callbacks import CallbackCapabilities
 from broker.cors import StrictCORSMiddleware
+from broker.event_store import EventStore
+from broker.events import (
+    RELAY_QUEUE,
+    RESULT_FETCH_POLICY,
+    RESULT_QUEUE,
+    EventIntake,
+    ResultFetcher,
+    StreamSlots,
+)
 from broker.gladia import GladiaClient, open_http_client
 from broker.idempotency import Idempotency
 from broker.identity import (
@@ -27,17 +37,20 @@ from broker.identity import (
     TokenService,
     TrustedProxies,
 )
+from broker.jobs import BackgroundJobs, JobRunner, QueuePolicy
 from broker.jwt_identity import JwksCache, JwtVerifier, open_jwks_client
 from broker.limits import Limits
 from broker.observability import AccessLogMiddleware, install_redaction
 from broker.policy import SessionPolicy
 from broker.proxy_headers import ProxyHeadersMiddleware
 from broker.redis_connection import open_redis
-from broker.routes import facade, ops, sessions, tokens
+from broker.relay import Relay, open_relay_client
+from broker.routes import callbacks, events, facade, ops, sessions, tokens
 from broker.routes.demo import DemoOptions, demo_routes
 from broker.services import Services
 from broker.settings import Settings
 from broker.store import SessionStore
+from broker.webhooks import WebhookVerifier
 
 logger = logging.getLogger("broker")
 
@@ -113,8 +126,48 @@ def _authenticator(
     return Authenticator(tokens, modes=settings.auth_modes, jwt=jwt_verifier, gateway=gateway)
 
 
+def _background_jobs(
+    settings: Settings,
+    event_store: EventStore,
+    store: SessionStore,
+    gladia: GladiaClient,
+    limits: Limits,
+    relay_client: httpx.AsyncClient | None,
+) -> tuple[BackgroundJobs, EventIntake]:
+    """The queues this instance drains (result fetches, the relay) and the intake feeding them."""
+    fetcher = ResultFetcher(store, gladia, limits)
+    fetches = JobRunner(
+        event_store, RESULT_QUEUE, fetcher, RESULT_FETCH_POLICY, settings.worker_poll_s
+    )
+    runners = [fetches]
+    if relay_client is not None:
+        relay_policy = QueuePolicy(
+            lease_s=settings.relay_timeout_s + 5,
+            backoff_s=settings.relay_backoff_s,
+            max_backoff_s=settings.relay_max_backoff_s,
+        )
+        relay = Relay(relay_client, event_store, store, settings)
+        runners.append(
+            JobRunner(event_store, RELAY_QUEUE, relay, relay_policy, settings.worker_poll_s)
+        )
+    intake = EventIntake(
+        event_store,
+        relay_enabled=relay_client is not None,
+        wake_result_fetch=fetches.wake,
+        wake_relay=runners[-1].wake,
+    )
+    return BackgroundJobs(runners), intake
+
+
 def build_routes() -> list[BaseRoute]:
-    return [*sessions.routes, *facade.routes, *tokens.routes, *ops.routes]
+    return [
+        *sessions.routes,
+        *events.routes,
+        *callbacks.routes,
+        *facade.routes,
+        *tokens.routes,
+        *ops.routes,
+    ]
 
 
 def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette:
@@ -124,8 +177,13 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
     """
     install_redaction(settings.all_secrets())
 
+    capabilities = CallbackCapabilities(
+        settings.secret_keys, settings.callback_ttl_s, settings.public_url, settings.callback_events
+    )
     # Read before serving, so a bad BROKER_POLICY_FILE stops `serve` with the field named.
-    policy = SessionPolicy.from_settings(settings)
+    policy = SessionPolicy.from_settings(
+        settings, capabilities.callback_config if capabilities.enabled else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -135,20 +193,35 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
         tokens_service = TokenService(
             settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s
         )
+        relay_client = open_relay_client(settings) if settings.relay_url else None
+        gladia = GladiaClient(http_client, settings)
+        store = SessionStore(redis_client, settings)
+        limits = Limits(redis_client, settings)
+        event_store = EventStore(redis_client, settings)
+        jobs, intake = _background_jobs(settings, event_store, store, gladia, limits, relay_client)
         app.state.services = Services(
             settings=settings,
             tokens=tokens_service,
             service_keys=ServiceKeys(settings.service_keys),
             authenticator=_authenticator(settings, tokens_service, jwks_client),
             policy=policy,
-            gladia=GladiaClient(http_client, settings),
-            store=SessionStore(redis_client, settings),
-            limits=Limits(redis_client, settings),
+            gladia=gladia,
+            store=store,
+            limits=limits,
             idempotency=Idempotency(redis_client, settings),
+            capabilities=capabilities,
+            webhooks=WebhookVerifier(settings.gladia_webhook_secrets),
+            events=event_store,
+            intake=intake,
+            event_streams=StreamSlots(settings.sse_max_streams),
         )
+        jobs.start()
         try:
             yield
         finally:
+            await jobs.stop()
+            if relay_client is not None:
+                await relay_client.aclose()
             await http_client.aclose()
             if jwks_client is not None:
                 await jwks_client.aclose()

@@ -113,6 +113,8 @@ def _dev(args: argparse.Namespace) -> None:
         gladia_api_key=Secret(simulator_key),
         gladia_api_url=f"http://127.0.0.1:{simulator_port}",
         service_keys=settings.service_keys or (Secret(DEV_SERVICE_KEY),),
+        # The embedded simulator calls back to this broker, so the events API has events.
+        public_url=settings.public_url or f"http://127.0.0.1:{args.port}",
     )
     configure_logging(json_lines=False, level=os.environ.get("LOG_LEVEL", "INFO"))
     broker_app = create_app(settings, DemoOptions(simulator=True, dev_token_subject=DEV_SUBJECT))
@@ -167,4 +169,6 @@ Try it:
        -H 'content-type: application/json' -d '{{"language_config": {{"languages": ["en"]}}}}'
   curl -s {base}/v1/sessions/SESSION_ID -H "Authorization: Bearer $TOKEN"
   curl -s {base}/v1/sessions/SESSION_ID/result -H "Authorization: Bearer $TOKEN"
+  curl -sN {base}/v1/sessions/SESSION_ID/events -H "Authorization: Bearer $TOKEN" \\
+       -H 'accept: text/event-stream'
 """

@@ -21,6 +21,8 @@ _PATTERNS = (
     re.compile(r"(?i)(token|key|capability|secret|signature)=[^&\s\"']+"),
     re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+"),
     re.compile(r"wss?://[^\s\"']+"),
+    # The capability of a callback URL is its last path segment.
+    re.compile(r"/v1/callbacks/(?!\{capability\})[^\s\"'/?#]+"),
 )
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -38,7 +40,8 @@ class Redactor:
                 text = text.replace(secret, REDACTED)
         text = _PATTERNS[0].sub(lambda m: f"{m.group(1)}={REDACTED}", text)
         text = _PATTERNS[1].sub(f"Bearer {REDACTED}", text)
-        return _PATTERNS[2].sub(f"wss://{REDACTED}", text)
+        text = _PATTERNS[2].sub(f"wss://{REDACTED}", text)
+        return _PATTERNS[3].sub(f"/v1/callbacks/{REDACTED}", text)
 
 
 _original_record_factory = logging.getLogRecordFactory()
@@ -94,6 +97,8 @@ def configure_logging(*, json_lines: bool, level: str = "INFO") -> None:
     # upstream lines (httpx's name every URL it calls).
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # sse-starlette logs every chunk it sends (transcripts) at DEBUG.
+    logging.getLogger("sse_starlette").setLevel(logging.INFO)
 
 
 class AccessLogMiddleware:

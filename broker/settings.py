@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -25,6 +26,25 @@ JWT_ALGORITHMS = (
 
 # A live session lasts at most 3 h at Gladia; its record outlives that by a margin.
 GLADIA_MAX_SESSION_S = 3 * 3600
+# Callback categories (the `receive_*` flags of Gladia's `callback_config`, without the prefix).
+CALLBACK_CATEGORIES = (
+    "partial_transcripts",
+    "final_transcripts",
+    "speech_events",
+    "pre_processing_events",
+    "realtime_processing_events",
+    "post_processing_events",
+    "acknowledgments",
+    "errors",
+    "lifecycle_events",
+)
+DEFAULT_CALLBACK_EVENTS = (
+    "final_transcripts,realtime_processing_events,post_processing_events,lifecycle_events"
+)
+# A capability URL lives through the session (3 h), its post-processing and the sender's retries.
+DEFAULT_CALLBACK_TTL_S = GLADIA_MAX_SESSION_S + 3600 + 24 * 3600
+# Processed-markers outlive Svix's retry horizon (about 27.5 h) and manual replays (§1.5 item 5).
+DEFAULT_DEDUPE_TTL_S = 4 * 24 * 3600
 
 
 class SettingsError(ValueError):
@@ -93,6 +113,22 @@ class Settings:
     idempotency_ttl_s: int = 24 * 3600
     policy_file: str | None = None
 
+    callback_events: tuple[str, ...] = tuple(DEFAULT_CALLBACK_EVENTS.split(","))
+    callback_ttl_s: int = DEFAULT_CALLBACK_TTL_S
+    callback_max_body_bytes: int = 1024 * 1024
+    dedupe_ttl_s: int = DEFAULT_DEDUPE_TTL_S
+    events_max: int = 10_000
+    events_block_ms: int = 500
+    sse_heartbeat_s: float = 15.0
+    sse_max_streams: int = 50
+    gladia_webhook_secrets: tuple[Secret, ...] = ()
+    relay_url: str | None = None
+    relay_secret: Secret | None = None
+    relay_timeout_s: float = 10.0
+    relay_backoff_s: float = 1.0
+    relay_max_backoff_s: float = 600.0
+    worker_poll_s: float = 1.0
+
     @property
     def gladia_origin(self) -> str:
         parts = urlsplit(self.gladia_api_url)
@@ -100,9 +136,11 @@ class Settings:
 
     def all_secrets(self) -> tuple[str, ...]:
         """Every secret value the broker holds, for the log redaction layer."""
-        held = [*self.secret_keys, *self.service_keys]
+        held = [*self.secret_keys, *self.service_keys, *self.gladia_webhook_secrets]
         if self.gladia_api_key is not None:
             held.append(self.gladia_api_key)
+        if self.relay_secret is not None:
+            held.append(self.relay_secret)
         return tuple(str(secret) for secret in held if str(secret))
 
 
@@ -203,6 +241,39 @@ def load_settings(
                 "BROKER_IDEMPOTENCY_TTL", cast=int, default=defaults.idempotency_ttl_s
             ),
             policy_file=config("BROKER_POLICY_FILE", default=None) or None,
+            callback_events=config(
+                "BROKER_CALLBACK_EVENTS", cast=_strings, default=DEFAULT_CALLBACK_EVENTS
+            ),
+            callback_ttl_s=config("BROKER_CALLBACK_TTL", cast=int, default=defaults.callback_ttl_s),
+            callback_max_body_bytes=config(
+                "BROKER_CALLBACK_MAX_BODY_BYTES", cast=int, default=defaults.callback_max_body_bytes
+            ),
+            dedupe_ttl_s=config("BROKER_DEDUPE_TTL", cast=int, default=defaults.dedupe_ttl_s),
+            events_max=config("BROKER_EVENTS_MAX", cast=int, default=defaults.events_max),
+            events_block_ms=config(
+                "BROKER_EVENTS_BLOCK_MS", cast=int, default=defaults.events_block_ms
+            ),
+            sse_heartbeat_s=config(
+                "BROKER_SSE_HEARTBEAT_S", cast=float, default=defaults.sse_heartbeat_s
+            ),
+            sse_max_streams=config(
+                "BROKER_SSE_MAX_STREAMS", cast=int, default=defaults.sse_max_streams
+            ),
+            gladia_webhook_secrets=config("GLADIA_WEBHOOK_SECRETS", cast=_secrets, default=""),
+            relay_url=(config("BROKER_RELAY_URL", default=None) or "").strip() or None,
+            relay_secret=config("BROKER_RELAY_SECRET", cast=Secret, default=None) or None,
+            relay_timeout_s=config(
+                "BROKER_RELAY_TIMEOUT_S", cast=float, default=defaults.relay_timeout_s
+            ),
+            relay_backoff_s=config(
+                "BROKER_RELAY_BACKOFF_S", cast=float, default=defaults.relay_backoff_s
+            ),
+            relay_max_backoff_s=config(
+                "BROKER_RELAY_MAX_BACKOFF_S", cast=float, default=defaults.relay_max_backoff_s
+            ),
+            worker_poll_s=config(
+                "BROKER_WORKER_POLL_S", cast=float, default=defaults.worker_poll_s
+            ),
         )
     except (ValueError, KeyError) as exc:
         # Starlette's message names the setting and its value; the value may be a secret.
@@ -253,6 +324,7 @@ def check_consistency(settings: Settings) -> list[str]:
     ):
         if value < 1:
             problems.append(f"{name} must be 1 or more")
+    problems.extend(_callback_problems(settings))
     return problems
 
 
@@ -293,6 +365,56 @@ def _is_network(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _callback_problems(settings: Settings) -> list[str]:
+    """Callbacks, webhooks, the events API and the relay."""
+    problems = []
+    unknown = [name for name in settings.callback_events if name not in CALLBACK_CATEGORIES]
+    if unknown:
+        problems.append(
+            f"BROKER_CALLBACK_EVENTS must be a list of {', '.join(CALLBACK_CATEGORIES)}"
+        )
+    if settings.callback_ttl_s < GLADIA_MAX_SESSION_S:
+        problems.append("BROKER_CALLBACK_TTL must cover a whole live session (10800 s or more)")
+    for name, value in (
+        ("BROKER_CALLBACK_MAX_BODY_BYTES", settings.callback_max_body_bytes),
+        ("BROKER_DEDUPE_TTL", settings.dedupe_ttl_s),
+        ("BROKER_EVENTS_MAX", settings.events_max),
+        ("BROKER_SSE_MAX_STREAMS", settings.sse_max_streams),
+        ("BROKER_SSE_HEARTBEAT_S", settings.sse_heartbeat_s),
+        ("BROKER_RELAY_TIMEOUT_S", settings.relay_timeout_s),
+        ("BROKER_RELAY_BACKOFF_S", settings.relay_backoff_s),
+        ("BROKER_WORKER_POLL_S", settings.worker_poll_s),
+    ):
+        if value <= 0:
+            problems.append(f"{name} must be positive")
+    # A blocked XREAD must answer before the Redis socket timeout gives up on it.
+    if not 0 < settings.events_block_ms < settings.redis_socket_timeout_s * 1000:
+        problems.append("BROKER_EVENTS_BLOCK_MS must be positive and below REDIS_SOCKET_TIMEOUT_S")
+    for secret in settings.gladia_webhook_secrets:
+        if not _is_webhook_secret(str(secret)):
+            problems.append("GLADIA_WEBHOOK_SECRETS holds a value that is not a whsec_ secret")
+            break
+    if settings.relay_url is not None:
+        if urlsplit(settings.relay_url).scheme not in ("http", "https"):
+            problems.append("BROKER_RELAY_URL must be an http(s) URL")
+        if settings.relay_secret is None:
+            problems.append("BROKER_RELAY_SECRET is required with BROKER_RELAY_URL")
+    if settings.relay_secret is not None and not _is_webhook_secret(str(settings.relay_secret)):
+        problems.append("BROKER_RELAY_SECRET must be a whsec_ secret of 24 to 64 random bytes")
+    return problems
+
+
+def _is_webhook_secret(value: str) -> bool:
+    """A Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 bytes."""
+    if not value.startswith("whsec_"):
+        return False
+    try:
+        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        return False
+    return 24 <= len(key) <= 64
 
 
 def check_for_production(settings: Settings) -> list[str]:

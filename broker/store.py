@@ -86,6 +86,11 @@ def _session_key(owner: str, session_id: str) -> str:
     return f"broker:{{{owner}}}:session:{session_id}"
 
 
+def record_key(owner: str, session_id: str) -> str:
+    """The record's key, for scripts of other key families that move its status atomically."""
+    return _session_key(owner, session_id)
+
+
 def _result_key(owner: str, session_id: str) -> str:
     return f"broker:{{{owner}}}:result:{session_id}"
 

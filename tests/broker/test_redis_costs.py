@@ -53,14 +53,16 @@ async def test_what_each_request_costs_in_redis(
 
     plain = await cost(redis_server, create)
     # Guard (1 read-only script) + subject admission + account admission (2 scripts)
-    # + the record (MULTI/EXEC) + two lease confirmations.
-    assert plain["evalsha"] == 5
+    # + the record (MULTI/EXEC) + two lease confirmations + binding the callback URL to the
+    # session (1 script and the session's owner for webhooks, one round trip).
+    assert plain["evalsha"] == 6
+    assert plain["set"] == 1
     assert plain["multi"] == plain["exec"] == 1
     assert {"zadd", "zremrangebyscore", "zcard", "time"} <= set(plain)
 
     keyed = await cost(redis_server, lambda: keyed_create_fresh(broker, alice))
     # The same, plus claiming the key and settling it.
-    assert keyed["evalsha"] == 7
+    assert keyed["evalsha"] == 8
 
     replay = await cost(redis_server, keyed_create)
     # Guard + claim (answers "done") + loading the record: no admission, no Gladia call.
