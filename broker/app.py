@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from broker import errors
 from broker.gladia import GladiaClient, open_http_client
 from broker.identity import Authenticator, ServiceKeys, TokenService
+from broker.metrics import Metrics
 from broker.observability import AccessLogMiddleware, install_redaction
 from broker.policy import SessionPolicy
 from broker.redis_connection import open_redis
@@ -43,6 +44,8 @@ class MethodNotAllowed(errors.BrokerError):
 
 async def _broker_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.BrokerError)
+    if 400 <= exc.status_code < 500 and not isinstance(exc, errors.UpstreamError):
+        _metrics_of(request).count_refusal(exc)
     return errors.problem_response(exc)
 
 
@@ -52,6 +55,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         error_class = MethodNotAllowed
     error = error_class() if error_class else errors.BrokerError()
+    if 400 <= error.status_code < 500:
+        _metrics_of(request).count_refusal(error)
     response = errors.problem_response(error)
     if exc.headers:
         response.headers.update(exc.headers)
@@ -60,6 +65,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
     logger.error("redis failed: %s", type(exc).__name__)
+    _metrics_of(request).count_redis_error(exc)
     retry_after_s = _settings_of(request).retry_after_s
     return errors.problem_response(
         errors.StoreUnavailable("Try again shortly", retry_after_s=retry_after_s)
@@ -68,6 +74,11 @@ async def _redis_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return errors.problem_response(errors.BrokerError())
+
+
+def _metrics_of(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
 
 
 def _settings_of(request: Request) -> Settings:
@@ -82,6 +93,7 @@ def build_routes() -> list[BaseRoute]:
 def create_app(settings: Settings) -> Starlette:
     """The broker as an ASGI app; its Redis and Gladia clients open and close with the lifespan."""
     install_redaction(settings.all_secrets())
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -96,19 +108,25 @@ def create_app(settings: Settings) -> Starlette:
             service_keys=ServiceKeys(settings.service_keys),
             authenticator=Authenticator(tokens_service),
             policy=SessionPolicy(settings.max_channels, settings.gladia_region),
-            gladia=GladiaClient(http_client, settings),
+            gladia=GladiaClient(http_client, settings, metrics),
             store=SessionStore(redis_client, settings),
         )
         try:
             yield
         finally:
+            # uvicorn has stopped accepting and let requests in flight finish (within
+            # BROKER_SHUTDOWN_TIMEOUT_S) before this runs.
+            logger.info("shutting down: closing the Gladia and Redis clients")
             await http_client.aclose()
             await redis_client.aclose()
 
     routes = build_routes()
+    if settings.metrics_port is None:
+        # Otherwise `broker serve` exports them on their own port (create_metrics_app).
+        routes.extend(ops.metrics_routes)
     route_names = {route.endpoint: route.path for route in routes if isinstance(route, Route)}
     middleware = [
-        Middleware(AccessLogMiddleware, route_names=route_names),
+        Middleware(AccessLogMiddleware, route_names=route_names, metrics=metrics),
         Middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
@@ -130,4 +148,12 @@ def create_app(settings: Settings) -> Starlette:
         },
     )
     app.state.settings = settings
+    app.state.metrics = metrics
+    return app
+
+
+def create_metrics_app(broker_app: Starlette) -> Starlette:
+    """`/metrics` alone, for a port the gateway does not route to; it reads `broker_app`'s."""
+    app = Starlette(routes=list(ops.metrics_routes))
+    app.state.metrics = broker_app.state.metrics
     return app

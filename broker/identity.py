@@ -12,6 +12,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from starlette.datastructures import Headers, Secret
 
 from broker.errors import FieldProblem, InvalidFields, Unauthorized
+from broker.observability import note_subject
 
 USER_TOKEN_SALT = "broker.user-token.v1"  # noqa: S105 (a salt, not a secret)
 MAX_SUBJECT_LENGTH = 256
@@ -118,4 +119,6 @@ class Authenticator:
         credential = bearer_credential(headers)
         if credential is None:
             raise Unauthorized()
-        return self._tokens.verify(credential)
+        subject = self._tokens.verify(credential)
+        note_subject(subject.key)
+        return subject

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
@@ -18,6 +18,9 @@ MIN_SECRET_LENGTH = 32
 GLADIA_REGIONS = ("us-west", "eu-west")
 AUTH_MODES = ("token",)
 
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 # A live session lasts at most 3 h at Gladia; its record outlives that by a margin.
 GLADIA_MAX_SESSION_S = 3 * 3600
 
@@ -28,6 +31,10 @@ class SettingsError(ValueError):
 
 def _secrets(value: str) -> tuple[Secret, ...]:
     return tuple(Secret(item) for item in CommaSeparatedStrings(value) if item)
+
+
+def _optional_port(value: str | None) -> int | None:
+    return int(value) if value else None
 
 
 def _strings(value: str) -> tuple[str, ...]:
@@ -51,6 +58,9 @@ class Settings:
     redis_connect_timeout_s: float = 1.0
     redis_max_connections: int = 100
     redis_pool_timeout_s: float = 1.0
+    redis_health_check_interval_s: int = 15
+    redis_cluster: bool = False
+    redis_sentinel_password: Secret | None = None
 
     secret_keys: tuple[Secret, ...] = (Secret(DEVELOPMENT_SECRET),)
     service_keys: tuple[Secret, ...] = ()
@@ -67,6 +77,11 @@ class Settings:
     sessions_index_max: int = 1000
     retry_after_s: int = 5
 
+    log_level: str = "INFO"
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
+    metrics_port: int | None = None
+    shutdown_timeout_s: int = 15
+
     @property
     def gladia_origin(self) -> str:
         parts = urlsplit(self.gladia_api_url)
@@ -77,6 +92,11 @@ class Settings:
         held = [*self.secret_keys, *self.service_keys]
         if self.gladia_api_key is not None:
             held.append(self.gladia_api_key)
+        if self.redis_sentinel_password is not None:
+            held.append(self.redis_sentinel_password)
+        redis_password = urlsplit(self.redis_url or "").password
+        if redis_password:
+            held.append(Secret(unquote(redis_password)))
         return tuple(str(secret) for secret in held if str(secret))
 
 
@@ -120,6 +140,14 @@ def load_settings(
             redis_pool_timeout_s=config(
                 "REDIS_POOL_TIMEOUT_S", cast=float, default=defaults.redis_pool_timeout_s
             ),
+            redis_health_check_interval_s=config(
+                "REDIS_HEALTH_CHECK_INTERVAL_S",
+                cast=int,
+                default=defaults.redis_health_check_interval_s,
+            ),
+            redis_cluster=config("REDIS_CLUSTER", cast=bool, default=False),
+            redis_sentinel_password=config("REDIS_SENTINEL_PASSWORD", cast=Secret, default=None)
+            or None,
             secret_keys=config("BROKER_SECRET_KEYS", cast=_secrets, default=DEVELOPMENT_SECRET),
             service_keys=config("BROKER_SERVICE_KEYS", cast=_secrets, default=()),
             public_url=(config("BROKER_PUBLIC_URL", default=None) or "").rstrip("/") or None,
@@ -139,6 +167,12 @@ def load_settings(
                 "BROKER_SESSIONS_INDEX_MAX", cast=int, default=defaults.sessions_index_max
             ),
             retry_after_s=config("BROKER_RETRY_AFTER", cast=int, default=defaults.retry_after_s),
+            log_level=config("LOG_LEVEL", default=defaults.log_level).upper(),
+            forwarded_allow_ips=config("FORWARDED_ALLOW_IPS", cast=_strings, default="127.0.0.1"),
+            metrics_port=config("BROKER_METRICS_PORT", cast=_optional_port, default=""),
+            shutdown_timeout_s=config(
+                "BROKER_SHUTDOWN_TIMEOUT_S", cast=int, default=defaults.shutdown_timeout_s
+            ),
         )
     except (ValueError, KeyError) as exc:
         # Starlette's message names the setting and its value; the value may be a secret.
@@ -176,6 +210,7 @@ def check_consistency(settings: Settings) -> list[str]:
             problems.append(f"{name} must be positive")
     if settings.token_ttl_s > settings.token_max_ttl_s:
         problems.append("BROKER_TOKEN_TTL must not exceed BROKER_TOKEN_MAX_TTL")
+    problems.extend(_check_operations(settings))
     if settings.session_ttl_s < GLADIA_MAX_SESSION_S:
         problems.append("BROKER_SESSION_TTL must cover a whole live session (10800 s or more)")
     return problems
@@ -202,4 +237,25 @@ def check_for_production(settings: Settings) -> list[str]:
         problems.append("BROKER_CORS_ORIGINS must list exact origins, not '*'")
     if "null" in settings.cors_origins:
         problems.append("BROKER_CORS_ORIGINS must not allow the 'null' origin")
+    if "*" in settings.forwarded_allow_ips:
+        problems.append("FORWARDED_ALLOW_IPS must list the gateway's addresses, not '*'")
+    return problems
+
+
+def _check_operations(settings: Settings) -> list[str]:
+    """Redis topology, logging and process settings that no run can work with."""
+    problems = []
+    scheme = urlsplit(settings.redis_url or "").scheme
+    if settings.redis_url and scheme not in REDIS_SCHEMES:
+        problems.append(f"REDIS_URL must start with one of {', '.join(REDIS_SCHEMES)}")
+    if settings.redis_cluster and scheme not in ("redis", "rediss"):
+        problems.append("REDIS_CLUSTER needs a redis:// or rediss:// REDIS_URL (a seed node)")
+    if settings.redis_health_check_interval_s < 0:
+        problems.append("REDIS_HEALTH_CHECK_INTERVAL_S must not be negative")
+    if settings.log_level not in LOG_LEVELS:
+        problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    if settings.metrics_port is not None and not 1 <= settings.metrics_port <= 65535:
+        problems.append("BROKER_METRICS_PORT must be a TCP port")
+    if settings.shutdown_timeout_s < 0:
+        problems.append("BROKER_SHUTDOWN_TIMEOUT_S must not be negative")
     return problems

@@ -1,4 +1,4 @@
-"""Fixtures shared by every test area: a real redis-server for the run."""
+"""Fixtures shared by every test area: a real redis-server, and a real Redis Cluster, per run."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.redis_topologies import RedisClusterNodes, running_redis_cluster
 from tests.support.servers import RedisServer, running_redis_server
 
 
@@ -21,3 +22,17 @@ def redis_url(redis_server: RedisServer) -> str:
     """The real Redis, emptied before the test that asks for it."""
     redis_server.client().flushall()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterNodes]:
+    """A real three-master Redis Cluster on loopback, started once for the run."""
+    with running_redis_cluster(masters=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisClusterNodes) -> str:
+    """The cluster's seed URL (use with REDIS_CLUSTER=true), emptied before the test."""
+    redis_cluster.flushall()
+    return redis_cluster.url
