@@ -40,9 +40,12 @@ async def read_json(request: Request, max_bytes: int, *, required: bool = True) 
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType("The body must be sent as application/json")
     try:
-        return json.loads(body)
+        # JSON on the wire is UTF-8 (RFC 8259); json.loads would guess UTF-16 from a BOM.
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("The body is not valid UTF-8") from None
+    try:
+        return json.loads(text)
     except RecursionError:
         raise BadRequest("The body is nested too deeply") from None
     except ValueError as exc:

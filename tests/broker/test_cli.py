@@ -1,0 +1,108 @@
+"""The commands of the README, run as a person runs them."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from broker.identity import Subject, TokenService
+from broker.settings import load_settings
+from tests.support.servers import free_port
+
+BROKER = [sys.executable, "-m", "broker"]
+CLEAN_ENV = {
+    key: value
+    for key, value in os.environ.items()
+    if not key.startswith(("GLADIA_", "BROKER_", "REDIS_"))
+}
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*BROKER, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**CLEAN_ENV, **(env or {})},
+    )
+
+
+def test_token_mint_prints_a_token_the_broker_accepts() -> None:
+    keys = {"BROKER_SECRET_KEYS": "m" * 40}
+    minted = run("token", "mint", "--sub", "alice", "--ttl", "120", env=keys)
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.strip()
+    assert "\n" not in token
+    settings = load_settings(environ=keys, env_file=None)
+    tokens = TokenService(settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s)
+    assert tokens.verify(token) == Subject("alice")
+
+
+def test_serve_refuses_to_start_unconfigured_and_names_each_setting() -> None:
+    refused = run("serve", "--port", str(free_port()))
+    assert refused.returncode == 2
+    for name in ("GLADIA_API_KEY", "REDIS_URL", "BROKER_SECRET_KEYS", "BROKER_PUBLIC_URL"):
+        assert name in refused.stderr
+
+
+def test_serve_refuses_a_wildcard_cors_origin() -> None:
+    env = {
+        "GLADIA_API_KEY": "k",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "BROKER_SECRET_KEYS": "s" * 40,
+        "BROKER_PUBLIC_URL": "https://broker.example",
+        "BROKER_CORS_ORIGINS": "*",
+    }
+    refused = run("serve", "--port", str(free_port()), env=env)
+    assert refused.returncode == 2
+    assert "BROKER_CORS_ORIGINS" in refused.stderr
+    assert "s" * 40 not in refused.stderr
+
+
+@pytest.fixture
+def dev_broker() -> Iterator[tuple[str, str]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [*BROKER, "dev", "--port", str(port), "--simulator-port", str(free_port())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=CLEAN_ENV,
+    )
+    try:
+        assert process.stdout is not None
+        banner = ""
+        deadline = time.monotonic() + 30
+        while "export TOKEN=" not in banner and time.monotonic() < deadline:
+            banner += process.stdout.readline()
+        token = re.search(r"export TOKEN=(\S+)", banner)
+        assert token, banner
+        base = f"http://127.0.0.1:{port}"
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield base, token.group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_dev_runs_the_whole_flow_with_nothing_configured(dev_broker: tuple[str, str]) -> None:
+    base, token = dev_broker
+    headers = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(f"{base}/v1/sessions", headers=headers, json={})
+    assert created.status_code == 201, created.text
+    session = created.json()
+    found = httpx.get(f"{base}/v1/sessions/{session['id']}", headers=headers)
+    assert found.json()["url"] == session["url"]
+    result = httpx.get(f"{base}/v1/sessions/{session['id']}/result", headers=headers)
+    assert result.json()["status"] == "queued"
+    assert httpx.get(f"{base}/readyz").status_code == 200

@@ -1,0 +1,112 @@
+"""The spine: create, reconnect from any instance, list, fetch the result, delete."""
+
+from collections.abc import Callable
+
+import httpx
+
+from tests.broker.conftest import BrokerFactory, Simulator
+
+Headers = Callable[[str], dict[str, str]]
+
+
+async def test_a_create_answers_only_what_the_client_needs(
+    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator
+) -> None:
+    response = await broker.post("/v1/sessions", headers=mint("alice"), json={})
+    assert response.status_code == 201
+    assert response.headers["cache-control"] == "no-store"
+    created = response.json()
+    assert set(created) == {"id", "url", "created_at", "expires_at", "messages_config"}
+    assert created["url"].startswith("ws://127.0.0.1:") and "token=" in created["url"]
+    assert created["messages_config"] == {"receive_acknowledgments": True}
+    assert simulator.state.sessions[created["id"]] is not None
+
+
+async def test_the_upstream_request_is_exactly_the_allow_listed_mapping(
+    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator
+) -> None:
+    body = {
+        "encoding": "wav/pcm",
+        "bit_depth": 16,
+        "sample_rate": 48000,
+        "channels": 2,
+        "language_config": {"languages": ["fr"], "code_switching": False},
+        "messages_config": {"receive_partial_transcripts": True},
+        "region": "eu-west",
+    }
+    response = await broker.post("/v1/sessions", headers=mint("alice"), json=body)
+    assert response.status_code == 201
+    [call] = simulator.calls()
+    sent = call.json
+    request_id = sent["custom_metadata"]["broker_request_id"]
+    assert len(request_id) == 32
+    assert sent == {
+        "encoding": "wav/pcm",
+        "bit_depth": 16,
+        "sample_rate": 48000,
+        "channels": 2,
+        "language_config": {"languages": ["fr"], "code_switching": False},
+        "messages_config": {"receive_partial_transcripts": True, "receive_acknowledgments": True},
+        "custom_metadata": {
+            "broker_request_id": request_id,
+            "broker_subject": sent["custom_metadata"]["broker_subject"],
+        },
+    }
+    assert "alice" not in str(sent), "the user's id is not sent to Gladia, only its hash"
+    assert call.query == "region=eu-west"
+
+
+async def test_the_same_url_comes_back_from_another_instance(
+    broker: httpx.AsyncClient, broker_factory: BrokerFactory, mint: Headers
+) -> None:
+    alice = mint("alice")
+    created = (await broker.post("/v1/sessions", headers=alice, json={})).json()
+    async with broker_factory() as second_instance:
+        found = await second_instance.get(f"/v1/sessions/{created['id']}", headers=alice)
+    assert found.status_code == 200
+    assert found.headers["cache-control"] == "no-store"
+    assert found.json()["url"] == created["url"]
+    assert found.json()["status"] == "created"
+
+
+async def test_sessions_are_listed_newest_first_without_their_urls(
+    broker: httpx.AsyncClient, mint: Headers
+) -> None:
+    alice = mint("alice")
+    ids = [
+        (await broker.post("/v1/sessions", headers=alice, json={})).json()["id"] for _ in range(5)
+    ]
+    first = (await broker.get("/v1/sessions", headers=alice, params={"limit": 3})).json()
+    second = (
+        await broker.get(
+            "/v1/sessions", headers=alice, params={"limit": 3, "cursor": first["next_cursor"]}
+        )
+    ).json()
+    assert [item["id"] for item in first["items"] + second["items"]] == ids[::-1]
+    assert second["next_cursor"] is None
+    assert all("url" not in item for item in first["items"] + second["items"])
+
+
+async def test_a_result_hides_the_callback_url_and_the_broker_metadata(
+    broker: httpx.AsyncClient, mint: Headers
+) -> None:
+    alice = mint("alice")
+    created = (await broker.post("/v1/sessions", headers=alice, json={})).json()
+    response = await broker.get(f"/v1/sessions/{created['id']}/result", headers=alice)
+    assert response.status_code == 200
+    result = response.json()
+    assert result["id"] == created["id"]
+    assert result["status"] == "queued"
+    assert "custom_metadata" not in result
+    assert "callback_config" not in result["request_params"]
+    assert "broker_request_id" not in response.text
+
+
+async def test_a_session_deleted_before_it_ended_is_refused_and_kept(
+    broker: httpx.AsyncClient, mint: Headers
+) -> None:
+    alice = mint("alice")
+    created = (await broker.post("/v1/sessions", headers=alice, json={})).json()
+    response = await broker.delete(f"/v1/sessions/{created['id']}", headers=alice)
+    assert response.status_code == 409
+    assert (await broker.get(f"/v1/sessions/{created['id']}", headers=alice)).status_code == 200
