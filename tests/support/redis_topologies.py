@@ -150,14 +150,35 @@ class SentinelGroup:
         )
 
     def fail_over(self) -> None:
-        """Promote the replica, as Sentinel does when the master fails, and wait until it has."""
-        before = self.master_port()
+        """Promote the replica as Sentinel does when the master fails; wait until it is done."""
+        old_port = self.master_port()
+        old, promoted = (
+            (self.master, self.replica)
+            if old_port == self.master.port
+            else (self.replica, self.master)
+        )
+        # Writes acknowledged before the switch are on the replica (replication is async).
+        old.client().execute_command("WAIT", 1, 5000)
+        wait_until(self.replica_is_promotable, "Sentinel to see the replica in sync")
         self.sentinel_client().execute_command("SENTINEL", "FAILOVER", self.service_name)
-        wait_until(lambda: self.master_port() != before, "Sentinel to promote the replica")
-        promoted = self.replica if self.master_port() == self.replica.port else self.master
+        wait_until(lambda: self.master_port() == promoted.port, "Sentinel to promote the replica")
         wait_until(
             lambda: promoted.client().info("replication")["role"] == "master",
             "the promoted replica to accept writes",
+        )
+        # Sentinel demotes the old master at its next 10 s check; send the same REPLICAOF now.
+        old.client().execute_command("REPLICAOF", "127.0.0.1", promoted.port)
+        wait_until(
+            lambda: old.client().info("replication")["role"] == "slave",
+            "the old master to become a replica",
+        )
+        # Until the failover ends, SENTINEL MASTERS (what clients read) still names the old one.
+        wait_until(
+            lambda: (
+                int(self.sentinel_client().sentinel_master(self.service_name)["port"])
+                == promoted.port
+            ),
+            "Sentinel to end the failover",
         )
 
 
