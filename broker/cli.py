@@ -154,13 +154,15 @@ def _dev(args: argparse.Namespace) -> None:
     print(_dev_banner(settings, args.host, args.port, simulator_port), flush=True)
     servers = [
         _server(broker_app, args.host, args.port),
-        _server(simulator_app, "127.0.0.1", simulator_port),
+        _server(simulator_app, "127.0.0.1", simulator_port, log_level="warning"),
     ]
     asyncio.run(_serve_together(servers))
 
 
-def _server(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
-    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None)
+def _server(app: ASGIApp, host: str, port: int, log_level: str = "info") -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, host=host, port=port, access_log=False, log_config=None, log_level=log_level
+    )
     return uvicorn.Server(config)
 
 
@@ -171,6 +173,9 @@ async def _serve_together(servers: list[uvicorn.Server]) -> None:
 def _dev_banner(settings: Settings, host: str, port: int, simulator_port: int) -> str:
     tokens = TokenService(settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s)
     token = tokens.mint(DEV_SUBJECT, settings.token_max_ttl_s).token
+    # A key the operator configured is theirs to know; only the development key is printed.
+    configured = str(settings.service_keys[0]) != DEV_SERVICE_KEY
+    service_key = "<the first of your BROKER_SERVICE_KEYS>" if configured else DEV_SERVICE_KEY
     base = f"http://{host}:{port}"
     store = "Redis at REDIS_URL" if settings.redis_url else "in-memory store (single process)"
     return f"""
@@ -181,6 +186,8 @@ Gladia broker, development mode
 
 A development token for the user "{DEV_SUBJECT}", valid {settings.token_max_ttl_s // 3600} h:
   export TOKEN={token}
+The service key your backend would use to mint tokens (POST /v1/tokens):
+  export SERVICE_KEY={service_key}
 
 Try it:
   curl -s -X POST {base}/v1/sessions -H "Authorization: Bearer $TOKEN" \\

@@ -168,9 +168,9 @@ def configure_logging(*, json_lines: bool, level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
-    # The broker writes its own access line, without query strings or path secrets.
+    # The broker writes its own access line, without query strings or path secrets, and its own
+    # upstream lines (httpx's name every URL it calls).
     logging.getLogger("uvicorn.access").disabled = True
-    # httpx logs every request line at INFO; the broker's own upstream fields say enough.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 

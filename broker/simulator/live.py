@@ -32,7 +32,7 @@ class SessionEngine:
         # start_session happens before any socket exists: callbacks only (the SDKs synthesize it).
         if params["messages_config"][flag] and message["type"] != "start_session":
             text = json.dumps(message, separators=(",", ":"))
-            session.messages.append(text)
+            session.record_message(text)
             if session.socket is not None:
                 await session.socket.send(text)
         callback = params["callback_config"]
@@ -42,8 +42,11 @@ class SessionEngine:
             self._deliverer.webhook(session.id, message["type"])
 
     async def start(self, session: LiveSession) -> None:
-        """Announce a session created by POST /v2/live."""
-        await self.emit(session, messages.envelope(session.id, "start_session"))
+        """Announce a session created by POST /v2/live (to callbacks and webhooks only)."""
+        params = session.params
+        wanted = params["callback"] and params["callback_config"]["receive_lifecycle_events"]
+        if wanted or self._config.webhook_url is not None:
+            await self.emit(session, messages.envelope(session.id, "start_session"))
 
     async def audio(self, session: LiveSession, chunk: bytes) -> None:
         """Take one audio chunk: acknowledge it and emit what the transcriber heard."""

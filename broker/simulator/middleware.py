@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -92,18 +91,8 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
 
 
 def _record(scope: Scope, path: str, body: bytes) -> RecordedCall:
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
-        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    parsed: Any = None
-    if body:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = None
     query = scope.get("query_string", b"").decode("latin-1")
-    return RecordedCall(scope["method"], path, query, headers, parsed, iso_now())
+    return RecordedCall(scope["method"], path, query, tuple(scope["headers"]), body, iso_now())
 
 
 async def _hold(receive: Receive, seconds: float) -> bool:

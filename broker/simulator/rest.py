@@ -29,8 +29,14 @@ def require_key(request: Request, api_key: bytes) -> None:
 
 
 def base_url(request: Request) -> str:
-    """The simulator's own base URL as the client reached it (mount prefix included)."""
-    return str(request.base_url).rstrip("/")
+    """The simulator's own base URL as the client reached it, mount prefix (root_path) included."""
+    scope = request.scope
+    scheme = scope.get("scheme", "http")
+    host = request.headers.get("host")
+    if not host:
+        server_host, port = scope.get("server") or ("localhost", None)
+        host = server_host if port in (None, 80, 443) else f"{server_host}:{port}"
+    return f"{scheme}://{host}{scope.get('root_path', '')}".rstrip("/")
 
 
 def socket_url(request: Request, token: str) -> str:
@@ -60,7 +66,8 @@ class RestApi:
     async def create(self, request: Request) -> Response:
         """POST /v2/live: validate, open a session, and hand back its socket URL (201)."""
         require_key(request, self._api_key)
-        region = validate_region(request.query_params.get("region"))
+        query = request.query_params if request.scope["query_string"] else None
+        region = validate_region(query.get("region") if query else None)
         validated = validate_streaming_request(await _json_body(request))
         session = await self._state.create_session(validated, region)
         body = {

@@ -33,13 +33,41 @@ class SocketLink(Protocol):
 class LiveSession:
     """One Gladia live session: its parameters, its audio, its transcript and its status."""
 
+    # Slots: a load test holds tens of thousands of sessions, each one then costs the GC less.
+    __slots__ = (
+        "_file_id",
+        "_messages",
+        "_partial_interval_s",
+        "_transcriber",
+        "audio",
+        "bytes_received",
+        "completed_at",
+        "completed_mono",
+        "connected_once",
+        "created_at",
+        "created_mono",
+        "custom_metadata",
+        "error_code",
+        "id",
+        "last_activity_mono",
+        "params",
+        "recording_ended",
+        "recording_started_mono",
+        "region",
+        "socket",
+        "status",
+        "token",
+    )
+
     def __init__(
         self, validated: ValidatedRequest, region: str | None, config: SimulatorConfig
     ) -> None:
         self.id = str(uuid.uuid4())
         # The socket credential is opaque and distinct from the id, as in Gladia's OpenAPI example.
         self.token = str(uuid.uuid4())
-        self.file_id = str(uuid.uuid4())
+        self._file_id: str | None = None
+        self._transcriber: Transcriber | None = None
+        self._partial_interval_s = config.partial_interval_s
         self.params: dict[str, Any] = validated.params
         self.custom_metadata: Any = validated.custom_metadata
         self.region = region
@@ -49,10 +77,8 @@ class LiveSession:
         self.error_code: int | None = None
         self.bytes_received = 0
         self.audio = bytearray()
-        self.messages: list[str] = []
-        self.transcriber = Transcriber(
-            TranscriberSettings.from_params(self.params, config.partial_interval_s)
-        )
+        # Created on the first message: an idle session then holds no list for the GC to walk.
+        self._messages: list[str] | None = None
         self.created_mono = time.monotonic()
         self.last_activity_mono = self.created_mono
         self.recording_started_mono: float | None = None
@@ -60,6 +86,32 @@ class LiveSession:
         self.recording_ended = False
         self.connected_once = False
         self.socket: SocketLink | None = None
+
+    @property
+    def transcriber(self) -> Transcriber:
+        """The session's transcriber, made on first use (many sessions never stream audio)."""
+        if self._transcriber is None:
+            settings = TranscriberSettings.from_params(self.params, self._partial_interval_s)
+            self._transcriber = Transcriber(settings)
+        return self._transcriber
+
+    @property
+    def file_id(self) -> str:
+        """The id of the recorded audio file."""
+        if self._file_id is None:
+            self._file_id = str(uuid.uuid4())
+        return self._file_id
+
+    @property
+    def messages(self) -> list[str]:
+        """The messages sent on the socket (as JSON text), in order."""
+        return self._messages if self._messages is not None else []
+
+    def record_message(self, text: str) -> None:
+        """Remember a message sent on the socket."""
+        if self._messages is None:
+            self._messages = []
+        self._messages.append(text)
 
     @property
     def request_params(self) -> dict[str, Any]:
@@ -75,7 +127,7 @@ class LiveSession:
     @property
     def utterances(self) -> list[Utterance]:
         """The final utterances produced so far."""
-        return self.transcriber.utterances
+        return self._transcriber.utterances if self._transcriber else []
 
     @property
     def recording_duration(self) -> float:

@@ -30,7 +30,7 @@ class SimulatorState:
         self.store = SessionStore(config)
         self.deliverer = Deliverer(config)
         self.engine = SessionEngine(config, self.store, self.deliverer)
-        self.sweeper = Sweeper(config, self._expire)
+        self.sweeper = Sweeper(config, self.store.sessions.get, self._expire)
         self.faults = FaultRegistry()
         self.call_log = CallLog(config.max_recorded_calls)
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import itertools
 import time
 from collections.abc import Callable
 
@@ -15,17 +14,23 @@ from broker.simulator.sessions import LiveSession
 class Sweeper:
     """A deadline heap checked by one background task, so idle sessions cost no task each."""
 
-    def __init__(self, config: SimulatorConfig, expire: Callable[[LiveSession], None]) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        find: Callable[[str], LiveSession | None],
+        expire: Callable[[LiveSession], None],
+    ) -> None:
         self._config = config
+        self._find = find
         self._expire = expire
-        self._heap: list[tuple[float, int, LiveSession]] = []
-        self._order = itertools.count()
+        # Entries hold ids, not sessions: tuples of atoms are left alone by the garbage collector.
+        self._heap: list[tuple[float, str]] = []
 
     def watch(self, session: LiveSession) -> None:
         """Check this session again when its current waiting deadline passes."""
         deadline = session.waiting_deadline(self._config)
         if deadline is not None:
-            heapq.heappush(self._heap, (deadline, next(self._order), session))
+            heapq.heappush(self._heap, (deadline, session.id))
 
     def clear(self) -> None:
         """Forget every watched session."""
@@ -34,12 +39,13 @@ class Sweeper:
     def sweep(self, now: float) -> None:
         """Expire every session whose deadline passed; re-file those whose deadline moved."""
         while self._heap and self._heap[0][0] <= now:
-            _, _, session = heapq.heappop(self._heap)
-            deadline = session.waiting_deadline(self._config)
-            if deadline is None:
+            _, session_id = heapq.heappop(self._heap)
+            session = self._find(session_id)
+            deadline = None if session is None else session.waiting_deadline(self._config)
+            if session is None or deadline is None:
                 continue
             if deadline > now:
-                heapq.heappush(self._heap, (deadline, next(self._order), session))
+                heapq.heappush(self._heap, (deadline, session_id))
             else:
                 self._expire(session)
 

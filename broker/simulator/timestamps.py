@@ -12,7 +12,7 @@ def utc_now() -> datetime:
 
 def iso(moment: datetime) -> str:
     """Format a UTC datetime like ``2023-12-28T09:04:17.210Z``."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 def iso_now() -> str:

@@ -162,10 +162,15 @@ class _Checker:
         return list(value)
 
     def flags(self, obj: dict[str, Any], path: str, defaults: dict[str, bool]) -> dict[str, bool]:
-        return {
-            flag: self.boolean(obj, flag, f"{path}.{flag}", default)
-            for flag, default in defaults.items()
-        }
+        result = dict(defaults)
+        # Only the keys given are checked: this runs on every create and most bodies set few flags.
+        for flag, value in obj.items():
+            if flag in result and value is not None:
+                if isinstance(value, bool):
+                    result[flag] = value
+                else:
+                    self.errors.append(f"{path}.{flag} must be a boolean value")
+        return result
 
 
 def validate_region(region: str | None) -> str | None:

@@ -96,12 +96,13 @@ class LiveSocketEndpoint:
             # Closing before accept makes the server refuse the upgrade with HTTP 403.
             await websocket.close()
             return
-        await websocket.accept()
+        # Claimed before the accept's await, so a concurrent connection sees it and replaces it.
         link = LiveSocket(websocket)
         session.socket = link
-        session.connected_once = True
-        session.last_activity_mono = time.monotonic()
         try:
+            await websocket.accept()
+            session.connected_once = True
+            session.last_activity_mono = time.monotonic()
             await self._converse(session, link, websocket)
         finally:
             if session.socket is link:

@@ -108,12 +108,15 @@ class Receiver:
 
     url: str = ""
     failures_left: int = 0
+    delay_s: float = 0.0
     attempts: list[Received] = field(default_factory=list)
     accepted: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle(self, request: Request) -> Response:
         received = Received(request.url.path, dict(request.headers), await request.body())
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         with self.lock:
             self.attempts.append(received)
             if self.failures_left > 0:

@@ -98,7 +98,7 @@ async def test_the_key_header_name_is_case_insensitive(sim: InProcess) -> None:
         ),
         (
             {"realtime_processing": {"translation_config": {"target_languages": []}}},
-            "realtime_processing.translation_config.target_languages must contain at least 1 elements",
+            "realtime_processing.translation_config.target_languages must contain at least 1",
         ),
         (
             {

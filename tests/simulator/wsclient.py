@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,7 @@ async def read_until_closed(ws: ClientConnection, conversation: Conversation) ->
 
 
 async def converse(
-    url: str, frames: list[bytes | str], stop: bool = True, timeout_s: float = 10.0
+    url: str, frames: Sequence[bytes | str], stop: bool = True, timeout_s: float = 10.0
 ) -> Conversation:
     """Send frames (then stop_recording) and read everything until the server closes."""
     conversation = Conversation()
