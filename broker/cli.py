@@ -83,7 +83,7 @@ def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         # X-Forwarded-For and -Proto are believed only from the gateway's addresses.
         proxy_headers=True,
-        forwarded_allow_ips=list(settings.forwarded_allow_ips),
+        forwarded_allow_ips=list(settings.trusted_proxies),
         # On SIGTERM: stop accepting, let requests in flight finish within this bound, then
         # run the lifespan's shutdown (which closes the Gladia and Redis clients).
         timeout_graceful_shutdown=settings.shutdown_timeout_s,

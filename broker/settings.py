@@ -78,7 +78,8 @@ class Settings:
     retry_after_s: int = 5
 
     log_level: str = "INFO"
-    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
+    # The gateway's addresses: only their X-Forwarded-For is believed.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     metrics_port: int | None = None
     shutdown_timeout_s: int = 15
 
@@ -168,7 +169,9 @@ def load_settings(
             ),
             retry_after_s=config("BROKER_RETRY_AFTER", cast=int, default=defaults.retry_after_s),
             log_level=config("LOG_LEVEL", default=defaults.log_level).upper(),
-            forwarded_allow_ips=config("FORWARDED_ALLOW_IPS", cast=_strings, default="127.0.0.1"),
+            trusted_proxies=config(
+                "BROKER_TRUSTED_PROXIES", cast=_strings, default="127.0.0.1,::1"
+            ),
             metrics_port=config("BROKER_METRICS_PORT", cast=_optional_port, default=""),
             shutdown_timeout_s=config(
                 "BROKER_SHUTDOWN_TIMEOUT_S", cast=int, default=defaults.shutdown_timeout_s
@@ -237,8 +240,8 @@ def check_for_production(settings: Settings) -> list[str]:
         problems.append("BROKER_CORS_ORIGINS must list exact origins, not '*'")
     if "null" in settings.cors_origins:
         problems.append("BROKER_CORS_ORIGINS must not allow the 'null' origin")
-    if "*" in settings.forwarded_allow_ips:
-        problems.append("FORWARDED_ALLOW_IPS must list the gateway's addresses, not '*'")
+    if "*" in settings.trusted_proxies:
+        problems.append("BROKER_TRUSTED_PROXIES must list the gateway's addresses, not '*'")
     return problems
 
 

@@ -44,7 +44,7 @@ def replica_settings(
         "BROKER_SERVICE_KEYS": CANARY_SERVICE_KEY,
         "BROKER_PUBLIC_URL": "https://broker.example",
         # The gateway connects from 127.0.0.1; clients in these tests come from 127.0.0.2+.
-        "FORWARDED_ALLOW_IPS": "127.0.0.1",
+        "BROKER_TRUSTED_PROXIES": "127.0.0.1",
         "LOG_LEVEL": "INFO",
     }
     if metrics_port is not None:

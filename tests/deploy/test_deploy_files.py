@@ -92,6 +92,16 @@ def test_every_setting_the_code_reads_is_documented_and_nothing_else() -> None:
     assert setting_names_documented() == setting_names_in_code()
 
 
+def test_the_example_settings_file_filled_in_as_the_guide_says_passes_serves_checks() -> None:
+    """The guide copies .env.example to broker.env and fills in what serve requires."""
+    filled_in = {**SECRETS, "BROKER_PUBLIC_URL": "https://broker.example.com"}
+    from_compose = compose()["services"]["broker-1"]["environment"]
+    environ = {**filled_in, **{key: str(value) for key, value in from_compose.items()}}
+    settings = load_settings(environ=environ, env_file=ROOT / ".env.example")
+    assert check_for_production(settings) == []
+    assert settings.redis_cluster is False and settings.log_level == "INFO"
+
+
 # --- Dockerfile -----------------------------------------------------------------------------
 
 
@@ -157,7 +167,7 @@ def test_compose_trusts_forwarded_headers_from_the_gateway_alone() -> None:
     document = compose()
     broker = document["services"]["broker-1"]
     gateway_address = document["services"]["gateway"]["networks"]["backend"]["ipv4_address"]
-    assert broker["environment"]["FORWARDED_ALLOW_IPS"] == gateway_address
+    assert broker["environment"]["BROKER_TRUSTED_PROXIES"] == gateway_address
 
 
 def test_compose_settings_are_real_and_pass_the_production_checks() -> None:

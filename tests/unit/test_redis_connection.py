@@ -10,7 +10,7 @@ from broker.redis_connection import (
     open_redis,
     parse_sentinel_url,
 )
-from broker.settings import Settings, SettingsError, load_settings
+from broker.settings import Settings, SettingsError, check_for_production, load_settings
 
 
 def test_a_sentinel_url_names_every_sentinel_the_master_and_the_database() -> None:
@@ -81,7 +81,7 @@ def test_operations_settings_are_read_from_the_environment() -> None:
             "REDIS_HEALTH_CHECK_INTERVAL_S": "5",
             "REDIS_SENTINEL_PASSWORD": "sentinel-password-1",
             "LOG_LEVEL": "warning",
-            "FORWARDED_ALLOW_IPS": "10.0.0.0/8, 192.168.1.1",
+            "BROKER_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1",
             "BROKER_METRICS_PORT": "9100",
             "BROKER_SHUTDOWN_TIMEOUT_S": "25",
         },
@@ -91,7 +91,7 @@ def test_operations_settings_are_read_from_the_environment() -> None:
     assert settings.redis_health_check_interval_s == 5
     assert str(settings.redis_sentinel_password) == "sentinel-password-1"
     assert settings.log_level == "WARNING"
-    assert settings.forwarded_allow_ips == ("10.0.0.0/8", "192.168.1.1")
+    assert settings.trusted_proxies == ("10.0.0.0/8", "192.168.1.1")
     assert settings.metrics_port == 9100
     assert settings.shutdown_timeout_s == 25
 
@@ -144,3 +144,10 @@ async def test_a_sentinel_url_opens_a_client_that_asks_the_sentinels_for_the_mas
     assert pool.service_name == "m"  # type: ignore[attr-defined]
     assert len(pool.sentinel_manager.sentinels) == 2  # type: ignore[attr-defined]
     await client.aclose()
+
+
+def test_serve_refuses_to_trust_forwarded_headers_from_anyone() -> None:
+    settings = load_settings(environ={"BROKER_TRUSTED_PROXIES": "10.0.0.1,*"}, env_file=None)
+    assert "BROKER_TRUSTED_PROXIES must list the gateway's addresses, not '*'" in (
+        check_for_production(settings)
+    )
