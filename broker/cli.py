@@ -156,6 +156,8 @@ def _dev(args: argparse.Namespace) -> None:
         _server(broker_app, args.host, args.port),
         _server(simulator_app, "127.0.0.1", simulator_port, log_level="warning"),
     ]
+    if settings.metrics_port is not None:
+        servers.append(_server(create_metrics_app(broker_app), args.host, settings.metrics_port))
     asyncio.run(_serve_together(servers))
 
 

@@ -147,7 +147,8 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None)
         if request_id:
             entry["request_id"] = request_id
-        entry.update(getattr(record, "fields", {}))
+        for name, value in getattr(record, "fields", {}).items():
+            entry.setdefault(name, value)  # a field never hides the line's own keys
         if record.exc_text:
             entry["exception"] = record.exc_text
         if record.stack_info:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -282,3 +283,25 @@ def test_a_replica_logs_the_hashed_subject_and_never_the_user(
     assert record["route"] == "/v1/sessions"
     for replica in replicas:
         assert not any("dave@example.com" in line for line in replica.raw_lines)
+
+
+def test_when_a_replica_stops_the_other_serves_every_request_and_no_create_is_repeated(
+    simulator: Simulator, redis_server: RedisServer
+) -> None:
+    settings = replica_settings(simulator, redis_server, metrics_port=None)
+    with (
+        running_broker_process(settings) as first,
+        running_broker_process(settings) as second,
+        running_gateway((first.port, second.port)) as nginx,
+        httpx.Client(base_url=nginx.base_url, timeout=10) as http,
+    ):
+        alice = headers_for("alice")
+        session = http.post("/v1/sessions", headers=alice, json={}).json()
+        assert second.stop() == -signal.SIGTERM  # a rolling restart takes it away
+
+        statuses = []
+        for _ in range(4):
+            statuses.append(http.get(f"/v1/sessions/{session['id']}", headers=alice).status_code)
+            statuses.append(http.post("/v1/sessions", headers=alice, json={}).status_code)
+        assert statuses == [200, 201] * 4
+        assert len(simulator.calls("POST", "/v2/live")) == 5

@@ -99,3 +99,10 @@ def test_records_of_other_libraries_are_redacted_too(caplog: pytest.LogCaptureFi
     caplog.set_level(logging.DEBUG, logger="uvicorn.error")
     logging.getLogger("uvicorn.error").error("bad request with %s", HELD_SECRET)
     assert HELD_SECRET not in caplog.records[-1].getMessage()
+
+
+def test_a_field_cannot_hide_the_lines_own_keys(caplog: pytest.LogCaptureFixture) -> None:
+    logger.warning("payload %s", {"message": "forged", "level": "debug"})
+    entry = json.loads(JsonFormatter().format(caplog.records[-1]))
+    assert entry["level"] == "warning"
+    assert entry["message"].startswith("payload {")
