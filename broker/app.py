@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -16,11 +17,22 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from broker import errors
+from broker.attempts import AttemptGuardMiddleware
 from broker.gladia import GladiaClient, open_http_client
-from broker.identity import Authenticator, ServiceKeys, TokenService
+from broker.idempotency import Idempotency
+from broker.identity import (
+    Authenticator,
+    GatewayIdentity,
+    ServiceKeys,
+    TokenService,
+    TrustedProxies,
+)
+from broker.jwt_identity import JwksCache, JwtVerifier, open_jwks_client
+from broker.limits import Limits
 from broker.metrics import Metrics
 from broker.observability import AccessLogMiddleware, install_redaction
 from broker.policy import SessionPolicy
+from broker.proxy_headers import ProxyHeadersMiddleware
 from broker.redis_connection import open_redis
 from broker.routes import ops, sessions, tokens
 from broker.services import Services
@@ -32,6 +44,7 @@ logger = logging.getLogger("broker")
 _HTTP_ERRORS: dict[int, type[errors.BrokerError]] = {
     400: errors.BadRequest,
     401: errors.Unauthorized,
+    403: errors.Forbidden,
     404: errors.NotFound,
     413: errors.PayloadTooLarge,
 }
@@ -86,6 +99,25 @@ def _settings_of(request: Request) -> Settings:
     return settings
 
 
+def _authenticator(
+    settings: Settings, tokens: TokenService, jwks_client: httpx.AsyncClient | None
+) -> Authenticator:
+    jwt_verifier = None
+    if jwks_client is not None and settings.jwt_jwks_url:
+        jwks = JwksCache(
+            jwks_client,
+            settings.jwt_jwks_url,
+            cache_s=settings.jwt_jwks_cache_s,
+            total_timeout_s=settings.jwt_jwks_timeout_s,
+        )
+        jwt_verifier = JwtVerifier(jwks, settings)
+    gateway = None
+    if settings.gateway_user_header:
+        trusted = TrustedProxies(settings.trusted_proxies)
+        gateway = GatewayIdentity(settings.gateway_user_header, trusted)
+    return Authenticator(tokens, modes=settings.auth_modes, jwt=jwt_verifier, gateway=gateway)
+
+
 def build_routes() -> list[BaseRoute]:
     return [*sessions.routes, *tokens.routes, *ops.routes]
 
@@ -95,21 +127,30 @@ def create_app(settings: Settings) -> Starlette:
     install_redaction(settings.all_secrets())
     metrics = Metrics()
 
+    # Read before serving, so a bad BROKER_POLICY_FILE stops `serve` with the field named.
+    policy = SessionPolicy.from_settings(settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis_client = open_redis(settings)
         http_client = open_http_client(settings)
+        jwks_client = open_jwks_client(settings) if "jwt" in settings.auth_modes else None
         tokens_service = TokenService(
             settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s
         )
+        limits = Limits(redis_client, settings)
+        # The account's live sessions, as every instance counts them: its leases in Redis.
+        metrics.track_live_sessions(limits.live_leases)
         app.state.services = Services(
             settings=settings,
             tokens=tokens_service,
             service_keys=ServiceKeys(settings.service_keys),
-            authenticator=Authenticator(tokens_service),
-            policy=SessionPolicy(settings.max_channels, settings.gladia_region),
+            authenticator=_authenticator(settings, tokens_service, jwks_client),
+            policy=policy,
             gladia=GladiaClient(http_client, settings, metrics),
             store=SessionStore(redis_client, settings),
+            limits=limits,
+            idempotency=Idempotency(redis_client, settings),
         )
         try:
             yield
@@ -118,6 +159,8 @@ def create_app(settings: Settings) -> Starlette:
             # BROKER_SHUTDOWN_TIMEOUT_S) before this runs.
             logger.info("shutting down: closing the Gladia and Redis clients")
             await http_client.aclose()
+            if jwks_client is not None:
+                await jwks_client.aclose()
             await redis_client.aclose()
 
     routes = build_routes()
@@ -126,6 +169,7 @@ def create_app(settings: Settings) -> Starlette:
         routes.extend(ops.metrics_routes)
     route_names = {route.endpoint: route.path for route in routes if isinstance(route, Route)}
     middleware = [
+        Middleware(ProxyHeadersMiddleware, trusted_proxies=settings.trusted_proxies),
         Middleware(AccessLogMiddleware, route_names=route_names, metrics=metrics),
         Middleware(
             CORSMiddleware,
@@ -135,6 +179,7 @@ def create_app(settings: Settings) -> Starlette:
             expose_headers=["x-request-id", "retry-after"],
             max_age=600,
         ),
+        Middleware(AttemptGuardMiddleware),
     ]
     app = Starlette(
         routes=routes,

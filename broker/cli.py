@@ -81,9 +81,9 @@ def _serve(args: argparse.Namespace) -> None:
         app,
         host=args.host,
         port=args.port,
-        # X-Forwarded-For and -Proto are believed only from the gateway's addresses.
-        proxy_headers=True,
-        forwarded_allow_ips=list(settings.trusted_proxies),
+        # The app reads X-Forwarded-For itself, trusting BROKER_TRUSTED_PROXIES, so that it still
+        # knows the TCP peer when it decides whether to believe the gateway's identity header.
+        proxy_headers=False,
         # On SIGTERM: stop accepting, let requests in flight finish within this bound, then
         # run the lifespan's shutdown (which closes the Gladia and Redis clients).
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
@@ -163,7 +163,13 @@ def _dev(args: argparse.Namespace) -> None:
 
 def _server(app: ASGIApp, host: str, port: int, log_level: str = "info") -> uvicorn.Server:
     config = uvicorn.Config(
-        app, host=host, port=port, access_log=False, log_config=None, log_level=log_level
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=None,
+        log_level=log_level,
+        proxy_headers=False,
     )
     return uvicorn.Server(config)
 

@@ -90,6 +90,17 @@ class InvalidFields(BrokerError):
     title = "Invalid request fields"
 
 
+class TooManyRequests(BrokerError):
+    """A limit refused the request; `reason` names which one, for logs and counters."""
+
+    status_code = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, reason: str, retry_after_s: int) -> None:
+        super().__init__(detail, retry_after_s=max(1, retry_after_s))
+        self.reason = reason
+
+
 class ServiceUnavailable(BrokerError):
     status_code = 503
     title = "Service unavailable"
@@ -99,11 +110,23 @@ class StoreUnavailable(ServiceUnavailable):
     title = "Session store unavailable"
 
 
+class IdentityUnavailable(ServiceUnavailable):
+    """The identity provider's keys could not be fetched, so no token can be checked."""
+
+    title = "Identity provider unavailable"
+
+
 class UpstreamError(BrokerError):
     """Gladia did not give a usable answer."""
 
     status_code = 502
     title = "Bad gateway"
+    # True when Gladia may have acted on the request anyway (sent, then timeout, reset or 5xx).
+    outcome_unknown = False
+
+    def with_unknown_outcome(self) -> UpstreamError:
+        self.outcome_unknown = True
+        return self
 
 
 class UpstreamRejected(UpstreamError):

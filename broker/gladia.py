@@ -107,16 +107,33 @@ class GladiaClient:
         response = await self._send("POST", LIVE_PATH, json=body, params=params)
         if response.status_code not in (200, 201):
             raise self._failure(response)
-        payload = _json_object(response)
-        created = CreatedSession(
-            id=_string(payload, "id"),
-            url=_string(payload, "url"),
-            created_at=_string(payload, "created_at"),
-        )
-        self._check_session_url(created.url)
+        try:
+            payload = _json_object(response)
+            created = CreatedSession(
+                id=_string(payload, "id"),
+                url=_string(payload, "url"),
+                created_at=_string(payload, "created_at"),
+            )
+            self._check_session_url(created.url)
+        except UpstreamError as exc:
+            # Gladia said yes: a session may well exist even though its answer is unusable.
+            raise exc.with_unknown_outcome() from None
         if self._metrics is not None:
             self._metrics.sessions_created.inc()
         return created
+
+    async def list_live_sessions(
+        self, custom_metadata: Mapping[str, str], limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """`GET /v2/live` filtered by `custom_metadata` (the SDKs' bracket form): one page."""
+        params = {f"custom_metadata[{key}]": value for key, value in custom_metadata.items()}
+        response = await self._send("GET", LIVE_PATH, params={**params, "limit": str(limit)})
+        if response.status_code != 200:
+            raise self._failure(response)
+        items = _json_object(response).get("items")
+        if not isinstance(items, list):
+            raise UpstreamError("Gladia returned an unreadable answer")
+        return [item for item in items if isinstance(item, dict)]
 
     async def get_live_session(self, session_id: str) -> dict[str, Any]:
         response = await self._send("GET", f"{LIVE_PATH}/{session_id}")
@@ -139,14 +156,24 @@ class GladiaClient:
                 async with self._http.stream(method, path, **kwargs) as response:
                     body = await _read_capped(response)
                     answer = UpstreamAnswer(method, response.status_code, response.headers, body)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):
+            # Nothing was sent: the outcome is known (no session was created).
+            self._observe(method, path, "timeout", started)
+            logger.warning("gladia %s %s could not connect in time", method, _route(path))
+            raise UpstreamTimeout("Gladia did not answer in time") from None
+        except httpx.ConnectError:
+            self._observe(method, path, "error", started)
+            logger.warning("gladia %s %s could not connect", method, _route(path))
+            raise UpstreamError("Gladia could not be reached") from None
         except (TimeoutError, httpx.TimeoutException):
             self._observe(method, path, "timeout", started)
             logger.warning("gladia %s %s timed out", method, _route(path))
-            raise UpstreamTimeout("Gladia did not answer in time") from None
+            error: UpstreamError = UpstreamTimeout("Gladia did not answer in time")
+            raise error.with_unknown_outcome() from None
         except httpx.HTTPError as exc:
             self._observe(method, path, "error", started)
             logger.warning("gladia %s %s failed: %s", method, _route(path), type(exc).__name__)
-            raise UpstreamError("Gladia could not be reached") from None
+            raise UpstreamError("Gladia could not be reached").with_unknown_outcome() from None
         self._observe(method, path, answer.status_code, started)
         return answer
 
@@ -170,6 +197,8 @@ class GladiaClient:
         if status == 429:
             retry_after = _retry_after(response) or self._retry_after_s
             return UpstreamBusy("Try again shortly", retry_after_s=retry_after)
+        if status >= 500:
+            return UpstreamError("Gladia could not serve the request").with_unknown_outcome()
         # 401/403 mean our key is refused: the caller can do nothing about it.
         return UpstreamError("Gladia could not serve the request")
 

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 from starlette.datastructures import Headers, Secret
+from starlette.requests import Request
+from starlette.types import Scope
 
 from broker.errors import FieldProblem, InvalidFields, Unauthorized
 from broker.observability import note_subject
 
+logger = logging.getLogger("broker.identity")
+
 USER_TOKEN_SALT = "broker.user-token.v1"  # noqa: S105 (a salt, not a secret)
 MAX_SUBJECT_LENGTH = 256
+# Where the proxy-headers middleware keeps the TCP peer before it rewrites the client address.
+PEER_STATE_KEY = "broker.peer"
 
 
 @dataclass(frozen=True)
@@ -109,16 +119,109 @@ class ServiceKeys:
             raise Unauthorized()
 
 
+class BearerVerifier(Protocol):
+    """A mode that turns a bearer credential into a Subject (the `jwt` mode is one)."""
+
+    async def verify(self, token: str) -> Subject: ...
+
+
+class TrustedProxies:
+    """Addresses (IPs or CIDR networks) whose requests come through the gateway."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        listed = list(entries)
+        self.any = "*" in listed
+        self._networks = [
+            ipaddress.ip_network(item, strict=False) for item in listed if item != "*"
+        ]
+
+    def __contains__(self, address: object) -> bool:
+        if not isinstance(address, str) or not address:
+            return False
+        if self.any:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self._networks)
+
+
+class GatewayIdentity:
+    """`gateway` mode: a header the gateway sets, believed only when the gateway sent it."""
+
+    def __init__(self, header: str, trusted: TrustedProxies) -> None:
+        self._header = header.lower()
+        self._trusted = trusted
+
+    def subject(self, headers: Headers, peer: str | None) -> Subject | None:
+        values = headers.getlist(self._header)
+        if not values:
+            return None
+        if peer not in self._trusted:
+            # A client forging the gateway's header: ignore it, and say so (ASVS 16.3).
+            logger.warning("identity header from an untrusted address ignored")
+            return None
+        if len(values) != 1:
+            # The gateway overwrites this header; two copies mean a client's one got through.
+            raise Unauthorized()
+        try:
+            return Subject(id=validate_subject(values[0].strip()))
+        except InvalidFields:
+            raise Unauthorized() from None
+
+
+def peer_address(scope: Scope) -> str | None:
+    """The TCP peer of a request, as it was before any X-Forwarded-For rewriting."""
+    peer = scope.get("state", {}).get(PEER_STATE_KEY)
+    if isinstance(peer, str):
+        return peer
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
 class Authenticator:
-    """Resolves a request's credentials to a Subject, or refuses it with 401."""
+    """Resolves a request's credentials to a Subject through the configured modes, or 401."""
 
-    def __init__(self, tokens: TokenService) -> None:
-        self._tokens = tokens
+    def __init__(
+        self,
+        tokens: TokenService,
+        *,
+        modes: tuple[str, ...] = ("token",),
+        jwt: BearerVerifier | None = None,
+        gateway: GatewayIdentity | None = None,
+    ) -> None:
+        self._tokens = tokens if "token" in modes else None
+        self._jwt = jwt if "jwt" in modes else None
+        self._gateway = gateway if "gateway" in modes else None
+        if ("jwt" in modes and jwt is None) or ("gateway" in modes and gateway is None):
+            raise ValueError("every configured identity mode needs its verifier")
 
-    def authenticate(self, headers: Headers) -> Subject:
+    async def authenticate(self, headers: Headers, peer: str | None = None) -> Subject:
+        """The subject of a request's credentials; `peer` is the TCP peer (for `gateway`)."""
+        subject = await self._resolve(headers, peer)
+        note_subject(subject.key)  # the access line names the subject by its hash
+        return subject
+
+    async def _resolve(self, headers: Headers, peer: str | None) -> Subject:
+        if self._gateway is not None:
+            subject = self._gateway.subject(headers, peer)
+            if subject is not None:
+                return subject
         credential = bearer_credential(headers)
         if credential is None:
             raise Unauthorized()
-        subject = self._tokens.verify(credential)
-        note_subject(subject.key)
-        return subject
+        if self._tokens is not None:
+            try:
+                return self._tokens.verify(credential)
+            except Unauthorized:
+                if self._jwt is None:
+                    raise
+        if self._jwt is not None:
+            return await self._jwt.verify(credential)
+        raise Unauthorized()
+
+    async def authenticate_request(self, request: Request) -> Subject:
+        return await self.authenticate(request.headers, peer_address(request.scope))

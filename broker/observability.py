@@ -1,9 +1,9 @@
 """Logging set up in one place, with one redaction layer that every record passes through.
 
 Every record is redacted as it is made (a LogRecord factory), before any handler, formatter or
-test sees it. Structured fields travel as the record's mapping argument
-(`logger.info("%(route)s …", fields)`), so they pass through the same layer; `extra={"fields":
-…}` is refused by the logging module itself, because the factory already set `fields`.
+test sees it. Structured fields, given as the record's mapping argument
+(`logger.info("%(route)s …", fields)`) or as `extra={"fields": {…}}`, are read through the same
+layer: `record.fields` always answers their redacted values.
 """
 
 from __future__ import annotations
@@ -102,25 +102,46 @@ def note_upstream_status(outcome: int | str) -> None:
         current.upstream_status = str(outcome)
 
 
-_original_record_factory = logging.getLogRecordFactory()
 _held_secrets: set[str] = set()
+_redact = Redactor(())
+
+
+class RedactedLogRecord(logging.LogRecord):
+    """A record whose structured fields are read through the redaction layer.
+
+    `extra={"fields": …}` is written straight into the record after the factory ran, so the
+    fields are redacted when read, not when set: no way of passing them escapes the layer.
+    """
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        given: dict[str, Any] = {}
+        for source in (self.__dict__.get("_argument_fields"), self.__dict__.get("fields")):
+            if isinstance(source, Mapping):
+                given.update(source)
+        return {str(name): _redact.value(value) for name, value in given.items()}
+
+    @fields.setter
+    def fields(self, value: Mapping[str, Any]) -> None:
+        self.__dict__["fields"] = value
 
 
 def install_redaction(secrets: Iterable[str]) -> None:
     """Redact every log record as it is made, whichever handler (or test) receives it later."""
+    global _redact
     _held_secrets.update(secrets)
-    redact = Redactor(_held_secrets)
+    _redact = redact = Redactor(_held_secrets)
 
     def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = _original_record_factory(*args, **kwargs)
-        fields = record.args if isinstance(record.args, Mapping) else {}
+        record = RedactedLogRecord(*args, **kwargs)
+        if isinstance(record.args, Mapping):
+            record.__dict__["_argument_fields"] = dict(record.args)
         try:
             message = record.getMessage()
         except (TypeError, ValueError, KeyError):
             message = f"{record.msg} (arguments did not match the message)"
         record.msg = redact(message)
         record.args = None
-        record.fields = {str(name): redact.value(value) for name, value in fields.items()}
         current = _current_request.get()
         record.request_id = current.request_id if current else None
         if record.exc_info:

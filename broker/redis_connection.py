@@ -14,16 +14,21 @@ INCR or XADD would apply twice (security notes §4.3). A failed command answers 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis.asyncio as redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from broker.settings import Settings
 
@@ -124,12 +129,76 @@ def _connection_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+class ClusterClient(RedisCluster):
+    """RedisCluster behaving, where the broker relies on it, as the other topologies do.
+
+    - An unreachable cluster, or a slot no master serves, raises redis' ConnectionError (a
+      RedisError, answered 503) instead of RedisClusterException, which is not a RedisError.
+    - A burst waits up to `pool_timeout_s` for one of `max_in_flight` slots, then fails with
+      ConnectionError, as the blocking pool of a single server does; redis-py's cluster pool
+      would refuse at once past `max_connections` per node.
+    """
+
+    def __init__(self, *, max_in_flight: int, pool_timeout_s: float, **options: Any) -> None:
+        super().__init__(**options)
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._pool_timeout_s = pool_timeout_s
+
+    @asynccontextmanager
+    async def command_slot(self) -> AsyncIterator[None]:
+        """One of the bounded slots for a command or a pipeline, errors made RedisErrors."""
+        try:
+            async with asyncio.timeout(self._pool_timeout_s):
+                await self._in_flight.acquire()
+        except TimeoutError:
+            raise RedisConnectionError("No connection available.") from None
+        try:
+            if self._initialize:
+                # Learn the topology before anything else runs: redis-py 8.1 lets concurrent
+                # first commands share the seed node's connections while it initializes.
+                await self.initialize()
+            yield
+        except SlotNotCoveredError as exc:
+            raise RedisConnectionError(f"Redis Cluster does not serve this slot: {exc}") from exc
+        finally:
+            self._in_flight.release()
+
+    async def initialize(
+        self,
+        additional_startup_nodes_info: list[tuple[str, int]] | None = None,
+        last_failed_node_name: str | None = None,
+    ) -> RedisCluster:
+        try:
+            return await super().initialize(additional_startup_nodes_info, last_failed_node_name)
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"Redis Cluster cannot be reached: {exc}") from exc
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.command_slot():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        return _BoundedClusterPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _BoundedClusterPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        client = self.cluster_client
+        assert isinstance(client, ClusterClient)
+        async with client.command_slot():
+            return await super().execute(raise_on_error, allow_redirections)
+
+
 def _cluster_redis(settings: Settings) -> redis.Redis:
     assert settings.redis_url is not None
     options = _connection_options(settings)
-    cluster = RedisCluster.from_url(
+    cluster = ClusterClient.from_url(
         settings.redis_url,
-        # Per node. The cluster client has no blocking pool: past this, a command fails at once.
+        max_in_flight=settings.redis_max_connections,
+        pool_timeout_s=settings.redis_pool_timeout_s,
+        # Per node; the in-flight bound above keeps a process below it.
         max_connections=settings.redis_max_connections,
         require_full_coverage=True,
         # MOVED and ASK redirections are always followed (the command was refused, not run);

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from broker.gladia import GladiaClient
+from broker.idempotency import Idempotency
 from broker.identity import Authenticator, ServiceKeys, TokenService
+from broker.limits import Limits
 from broker.policy import SessionPolicy
 from broker.settings import Settings
 from broker.store import SessionStore
@@ -22,6 +24,8 @@ class Services:
     policy: SessionPolicy
     gladia: GladiaClient
     store: SessionStore
+    limits: Limits
+    idempotency: Idempotency
 
 
 def services(request: Request) -> Services:

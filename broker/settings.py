@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,11 @@ DEVELOPMENT_SECRET = "development-only-insecure-secret-key"  # noqa: S105
 MIN_SECRET_LENGTH = 32
 
 GLADIA_REGIONS = ("us-west", "eu-west")
-AUTH_MODES = ("token",)
+AUTH_MODES = ("token", "jwt", "gateway")
+# Asymmetric only: the broker verifies with the identity provider's public keys and can never mint.
+JWT_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -77,9 +82,26 @@ class Settings:
     sessions_index_max: int = 1000
     retry_after_s: int = 5
 
-    log_level: str = "INFO"
-    # The gateway's addresses: only their X-Forwarded-For is believed.
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_subject_claim: str = "sub"
+    jwt_algorithms: tuple[str, ...] = ("RS256",)
+    jwt_leeway_s: int = 30
+    jwt_jwks_cache_s: int = 300
+    jwt_jwks_timeout_s: float = 2.0
+    gateway_user_header: str | None = None
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+
+    max_live_per_subject: int = 3
+    creates_per_minute: int = 10
+    account_max_live: int = 30
+    failed_attempts_per_minute: int = 30
+    lease_ttl_s: int = GLADIA_MAX_SESSION_S + 5 * 60
+    idempotency_ttl_s: int = 24 * 3600
+    policy_file: str | None = None
+
+    log_level: str = "INFO"
     metrics_port: int | None = None
     shutdown_timeout_s: int = 15
 
@@ -168,10 +190,44 @@ def load_settings(
                 "BROKER_SESSIONS_INDEX_MAX", cast=int, default=defaults.sessions_index_max
             ),
             retry_after_s=config("BROKER_RETRY_AFTER", cast=int, default=defaults.retry_after_s),
-            log_level=config("LOG_LEVEL", default=defaults.log_level).upper(),
+            jwt_issuer=config("BROKER_JWT_ISSUER", default=None) or None,
+            jwt_audience=config("BROKER_JWT_AUDIENCE", default=None) or None,
+            jwt_jwks_url=config("BROKER_JWT_JWKS_URL", default=None) or None,
+            jwt_subject_claim=config("BROKER_JWT_SUBJECT_CLAIM", default="sub"),
+            jwt_algorithms=config("BROKER_JWT_ALGORITHMS", cast=_strings, default="RS256"),
+            jwt_leeway_s=config("BROKER_JWT_LEEWAY", cast=int, default=defaults.jwt_leeway_s),
+            jwt_jwks_cache_s=config(
+                "BROKER_JWT_JWKS_CACHE_TTL", cast=int, default=defaults.jwt_jwks_cache_s
+            ),
+            jwt_jwks_timeout_s=config(
+                "BROKER_JWT_JWKS_TIMEOUT_S", cast=float, default=defaults.jwt_jwks_timeout_s
+            ),
+            gateway_user_header=(
+                config("BROKER_GATEWAY_USER_HEADER", default="").strip().lower() or None
+            ),
             trusted_proxies=config(
                 "BROKER_TRUSTED_PROXIES", cast=_strings, default="127.0.0.1,::1"
             ),
+            max_live_per_subject=config(
+                "BROKER_MAX_LIVE_PER_SUBJECT", cast=int, default=defaults.max_live_per_subject
+            ),
+            creates_per_minute=config(
+                "BROKER_CREATES_PER_MINUTE", cast=int, default=defaults.creates_per_minute
+            ),
+            account_max_live=config(
+                "BROKER_ACCOUNT_MAX_LIVE", cast=int, default=defaults.account_max_live
+            ),
+            failed_attempts_per_minute=config(
+                "BROKER_FAILED_ATTEMPTS_PER_MINUTE",
+                cast=int,
+                default=defaults.failed_attempts_per_minute,
+            ),
+            lease_ttl_s=config("BROKER_LEASE_TTL", cast=int, default=defaults.lease_ttl_s),
+            idempotency_ttl_s=config(
+                "BROKER_IDEMPOTENCY_TTL", cast=int, default=defaults.idempotency_ttl_s
+            ),
+            policy_file=config("BROKER_POLICY_FILE", default=None) or None,
+            log_level=config("LOG_LEVEL", default=defaults.log_level).upper(),
             metrics_port=config("BROKER_METRICS_PORT", cast=_optional_port, default=""),
             shutdown_timeout_s=config(
                 "BROKER_SHUTDOWN_TIMEOUT_S", cast=int, default=defaults.shutdown_timeout_s
@@ -216,7 +272,57 @@ def check_consistency(settings: Settings) -> list[str]:
     problems.extend(_check_operations(settings))
     if settings.session_ttl_s < GLADIA_MAX_SESSION_S:
         problems.append("BROKER_SESSION_TTL must cover a whole live session (10800 s or more)")
+    problems.extend(_identity_problems(settings))
+    for name, value in (
+        ("BROKER_MAX_LIVE_PER_SUBJECT", settings.max_live_per_subject),
+        ("BROKER_CREATES_PER_MINUTE", settings.creates_per_minute),
+        ("BROKER_ACCOUNT_MAX_LIVE", settings.account_max_live),
+        ("BROKER_FAILED_ATTEMPTS_PER_MINUTE", settings.failed_attempts_per_minute),
+        ("BROKER_LEASE_TTL", settings.lease_ttl_s),
+        ("BROKER_IDEMPOTENCY_TTL", settings.idempotency_ttl_s),
+    ):
+        if value < 1:
+            problems.append(f"{name} must be 1 or more")
     return problems
+
+
+def _identity_problems(settings: Settings) -> list[str]:
+    problems = []
+    if "jwt" in settings.auth_modes:
+        for name, value in (
+            ("BROKER_JWT_ISSUER", settings.jwt_issuer),
+            ("BROKER_JWT_AUDIENCE", settings.jwt_audience),
+            ("BROKER_JWT_JWKS_URL", settings.jwt_jwks_url),
+        ):
+            if not value:
+                problems.append(f"{name} is required by BROKER_AUTH_MODES=jwt")
+        if settings.jwt_jwks_url and urlsplit(settings.jwt_jwks_url).scheme not in (
+            "http",
+            "https",
+        ):
+            problems.append("BROKER_JWT_JWKS_URL must be an http(s) URL")
+        if not settings.jwt_subject_claim.strip():
+            problems.append("BROKER_JWT_SUBJECT_CLAIM must name a claim")
+    unknown_algorithms = [a for a in settings.jwt_algorithms if a not in JWT_ALGORITHMS]
+    if unknown_algorithms or not settings.jwt_algorithms:
+        problems.append(f"BROKER_JWT_ALGORITHMS must be a list of {', '.join(JWT_ALGORITHMS)}")
+    if "gateway" in settings.auth_modes and not settings.gateway_user_header:
+        problems.append("BROKER_GATEWAY_USER_HEADER is required by BROKER_AUTH_MODES=gateway")
+    if settings.gateway_user_header in ("authorization", "cookie", "host"):
+        problems.append("BROKER_GATEWAY_USER_HEADER must name a header set by the gateway")
+    if not all(_is_network(item) for item in settings.trusted_proxies):
+        problems.append("BROKER_TRUSTED_PROXIES must list IP addresses or CIDR networks")
+    return problems
+
+
+def _is_network(value: str) -> bool:
+    if value == "*":
+        return True
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def check_for_production(settings: Settings) -> list[str]:
@@ -242,6 +348,10 @@ def check_for_production(settings: Settings) -> list[str]:
         problems.append("BROKER_CORS_ORIGINS must not allow the 'null' origin")
     if "*" in settings.trusted_proxies:
         problems.append("BROKER_TRUSTED_PROXIES must list the gateway's addresses, not '*'")
+    if "jwt" in settings.auth_modes and urlsplit(settings.jwt_jwks_url or "").scheme != "https":
+        problems.append("BROKER_JWT_JWKS_URL must be an https URL")
+    if settings.lease_ttl_s < GLADIA_MAX_SESSION_S:
+        problems.append("BROKER_LEASE_TTL must cover a whole live session (10800 s or more)")
     return problems
 
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from broker.creation import create_session_record
 from broker.errors import BadRequest, NotFound, UpstreamNotFound
 from broker.http import json_response, read_json
+from broker.idempotency import IDEMPOTENCY_HEADER
 from broker.identity import Subject
 from broker.results import public_result
 from broker.services import Services, services
-from broker.settings import GLADIA_MAX_SESSION_S
 from broker.store import SessionRecord
+
+__all__ = ["create_session_record", "fetch_result", "owned_record", "routes", "session_view"]
 
 MAX_PAGE = 100
 
@@ -32,27 +34,6 @@ def session_view(record: SessionRecord) -> dict[str, Any]:
     if not record.is_final:
         view["url"] = record.url
     return view
-
-
-async def create_session_record(
-    found: Services, subject: Subject, client_body: object, region: str | None = None
-) -> SessionRecord:
-    """Policy, then Gladia, then the store: one create, shared by every surface."""
-    init = found.policy.build_init_request(client_body, subject.key)
-    created = await found.gladia.create_live_session(init.body, region or init.region)
-    expires_at = datetime.now(UTC) + timedelta(seconds=GLADIA_MAX_SESSION_S)
-    record = SessionRecord(
-        id=created.id,
-        owner=subject.key,
-        url=created.url,
-        created_at=created.created_at,
-        expires_at=expires_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        status="created",
-        messages_config=init.messages_config,
-        request_id=init.request_id,
-    )
-    await found.store.save(record)
-    return record
 
 
 async def owned_record(found: Services, subject: Subject, session_id: str) -> SessionRecord:
@@ -75,14 +56,17 @@ async def fetch_result(found: Services, record: SessionRecord) -> dict[str, Any]
     result = public_result(upstream)
     if result.get("status") in ("done", "error"):
         await found.store.save_final_result(record, result)
+        # Over at Gladia: the session no longer counts against any live limit.
+        await found.limits.release_lease(record.owner, record.id)
     return result
 
 
 async def create_session(request: Request) -> Response:
     found = services(request)
-    subject = found.authenticator.authenticate(request.headers)
+    subject = await found.authenticator.authenticate_request(request)
     body = await read_json(request, found.settings.max_body_bytes, required=False)
-    record = await create_session_record(found, subject, body)
+    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+    record = await create_session_record(found, subject, body, idempotency_key=idempotency_key)
     view = session_view(record)
     view.pop("status")
     return json_response(view, 201, no_store=True)
@@ -90,30 +74,31 @@ async def create_session(request: Request) -> Response:
 
 async def get_session(request: Request) -> Response:
     found = services(request)
-    subject = found.authenticator.authenticate(request.headers)
+    subject = await found.authenticator.authenticate_request(request)
     record = await owned_record(found, subject, request.path_params["session_id"])
     return json_response(session_view(record), no_store=True)
 
 
 async def get_result(request: Request) -> Response:
     found = services(request)
-    subject = found.authenticator.authenticate(request.headers)
+    subject = await found.authenticator.authenticate_request(request)
     record = await owned_record(found, subject, request.path_params["session_id"])
     return json_response(await fetch_result(found, record), no_store=True)
 
 
 async def delete_session(request: Request) -> Response:
     found = services(request)
-    subject = found.authenticator.authenticate(request.headers)
+    subject = await found.authenticator.authenticate_request(request)
     record = await owned_record(found, subject, request.path_params["session_id"])
     await found.gladia.delete_live_session(record.id)
     await found.store.delete(record)
+    await found.limits.release_lease(record.owner, record.id)
     return Response(status_code=204)
 
 
 async def list_sessions(request: Request) -> Response:
     found = services(request)
-    subject = found.authenticator.authenticate(request.headers)
+    subject = await found.authenticator.authenticate_request(request)
     limit_text = request.query_params.get("limit", "20")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MIB = 1024 * 1024
 
@@ -11,7 +11,8 @@ MIB = 1024 * 1024
 class SimulatorConfig:
     """How the simulated Gladia account and its live sessions behave."""
 
-    api_key: str
+    # Secrets stay out of reprs and logs.
+    api_key: str = field(repr=False)
     # Account concurrency: POST /v2/live answers 429 while this many sessions are not done/error.
     max_live_sessions: int = 30
     # A live socket with no audio for this long is finished (close 1000); a dropped session that
@@ -20,7 +21,7 @@ class SimulatorConfig:
     # Hard stop of a session, counted from its first audio chunk.
     max_duration_s: float = 3 * 3600.0
     webhook_url: str | None = None
-    webhook_secret: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
     callback_timeout_s: float = 5.0
     # Total attempts per callback or webhook, with exponential backoff between them.
     callback_attempts: int = 4

@@ -250,29 +250,24 @@ def _pre_processing(check: _Checker, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_REALTIME_FLAGS = {
+    "custom_vocabulary": False,
+    "custom_spelling": False,
+    "translation": False,
+    "named_entity_recognition": False,
+    "sentiment_analysis": False,
+}
+
+
 def _realtime_processing(check: _Checker, body: dict[str, Any]) -> dict[str, Any]:
-    path = "realtime_processing"
-    section = check.section(body, "realtime_processing", path)
+    section = check.section(body, "realtime_processing", "realtime_processing")
     result: dict[str, Any] = {}
-    result["custom_vocabulary"] = check.boolean(
-        section, "custom_vocabulary", f"{path}.custom_vocabulary", False
-    )
-    if section.get("custom_vocabulary_config") is not None:
-        result["custom_vocabulary_config"] = _custom_vocabulary_config(check, section)
-    result["custom_spelling"] = check.boolean(
-        section, "custom_spelling", f"{path}.custom_spelling", False
-    )
-    if section.get("custom_spelling_config") is not None:
-        result["custom_spelling_config"] = _custom_spelling_config(check, section)
-    result["translation"] = check.boolean(section, "translation", f"{path}.translation", False)
-    if section.get("translation_config") is not None:
-        result["translation_config"] = _translation_config(check, section)
-    result["named_entity_recognition"] = check.boolean(
-        section, "named_entity_recognition", f"{path}.named_entity_recognition", False
-    )
-    result["sentiment_analysis"] = check.boolean(
-        section, "sentiment_analysis", f"{path}.sentiment_analysis", False
-    )
+    for switch, value in check.flags(section, "realtime_processing", _REALTIME_FLAGS).items():
+        result[switch] = value
+        # Each given config follows its switch in the echoed parameters, as in Gladia's examples.
+        config = f"{switch}_config"
+        if config in _REALTIME_CONFIG_BUILDERS and section.get(config) is not None:
+            result[config] = _REALTIME_CONFIG_BUILDERS[config](check, section)
     return result
 
 
@@ -351,6 +346,13 @@ def _translation_config(check: _Checker, parent: dict[str, Any]) -> dict[str, An
     if context is not _ABSENT:
         result["context"] = context
     return result
+
+
+_REALTIME_CONFIG_BUILDERS = {
+    "custom_vocabulary_config": _custom_vocabulary_config,
+    "custom_spelling_config": _custom_spelling_config,
+    "translation_config": _translation_config,
+}
 
 
 def _post_processing(check: _Checker, body: dict[str, Any]) -> dict[str, Any]:

@@ -71,6 +71,8 @@ def settings(simulator: Simulator, redis_topology: tuple[str, bool]) -> Settings
         secret_keys=(Secret(CANARY_SECRET_KEY),),
         service_keys=(Secret(CANARY_SERVICE_KEY),),
         public_url="https://broker.example",
+        # Room for the flows these tests run; the limits' own tests set theirs.
+        max_live_per_subject=10,
     )
 
 

@@ -67,7 +67,7 @@ async def test_an_oversized_chunked_body_is_413(
         ({"callback_config": {"url": "https://evil.example/steal"}}, "callback_config"),
         ({"custom_metadata": {"user": "x"}}, "custom_metadata"),
         ({"callback": True}, "callback"),
-        ({"post_processing": {"summarization": True}}, "post_processing"),
+        ({"post_processing": {"summarization": True}}, "post_processing.summarization"),
         ({"sample_rate": 12345}, "sample_rate"),
     ],
 )

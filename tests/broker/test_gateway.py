@@ -20,7 +20,7 @@ from tests.broker.conftest import (
     CANARY_SERVICE_KEY,
     Simulator,
 )
-from tests.support.broker_process import BrokerProcess, running_broker_process
+from tests.support.broker_process import BrokerProcess, running_broker_process, wait_for
 from tests.support.gateway import (
     Nginx,
     main_config,
@@ -205,7 +205,10 @@ def test_the_gateway_gives_each_request_its_own_id(
     assert request_id != "chosen-by-the-client"
     assert re.fullmatch(r"[0-9a-f]{32}", request_id)
     served_by(response, replicas)
-    assert any(json.loads(line)["request_id"] == request_id for line in gateway.access_log)
+    wait_for(
+        lambda: any(json.loads(line)["request_id"] == request_id for line in gateway.access_log),
+        "the gateway to log the request under the id the replica logged",
+    )
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/metrics/", "//metrics", "/%6Detrics", "/metrics?x"])
@@ -263,11 +266,12 @@ def test_the_gateways_log_has_no_query_string_and_no_capability(
 ) -> None:
     client.get("/v1/sessions?token=query-secret-0123456789")
     client.post("/v1/callbacks/capability-secret-0123456789", json={})
-    client.get("/healthz")  # written after the two above
+    last = client.get("/healthz").headers["x-request-id"]  # logged after the two above
 
     def logged() -> str:
         return "\n".join(gateway.access_log)
 
+    wait_for(lambda: last in logged(), "the gateway to log the requests")
     assert "query-secret" not in logged()
     assert "capability-secret" not in logged()
     assert "/v1/callbacks/[redacted]" in logged()
@@ -300,8 +304,9 @@ def test_when_a_replica_stops_the_other_serves_every_request_and_no_create_is_re
         assert second.stop() == -signal.SIGTERM  # a rolling restart takes it away
 
         statuses = []
-        for _ in range(4):
+        for number in range(4):
             statuses.append(http.get(f"/v1/sessions/{session['id']}", headers=alice).status_code)
-            statuses.append(http.post("/v1/sessions", headers=alice, json={}).status_code)
+            user = headers_for(f"user-{number}")  # each within its own live-session limit
+            statuses.append(http.post("/v1/sessions", headers=user, json={}).status_code)
         assert statuses == [200, 201] * 4
         assert len(simulator.calls("POST", "/v2/live")) == 5

@@ -6,6 +6,7 @@ this file adds what only one topology can show.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 
@@ -13,10 +14,11 @@ import httpx
 import pytest
 import redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from broker.identity import Subject
-from broker.redis_connection import open_redis
+from broker.redis_connection import ClusterClient, open_redis
 from broker.settings import Settings
 from tests.broker.conftest import BrokerFactory
 from tests.support.redis_topologies import (
@@ -73,11 +75,13 @@ async def test_on_the_cluster_every_key_is_hash_tagged_by_owner_and_expires(
             await core_flow(broker, mint(user))
     keys = redis_cluster.keys()
     assert len(keys) >= 8
-    owners = set()
+    tags = set()
     for key in keys:
         assert key.startswith("broker:{") and "}:" in key, key
-        owners.add(key[key.index("{") : key.index("}") + 1])
-    assert len(owners) == 4
+        tags.add(key[key.index("{") : key.index("}") + 1])
+    # One tag per user, and the account-wide leases of their own.
+    users = {"{" + Subject(user).key + "}" for user in ("alice", "bob", "carol", "dave")}
+    assert users <= tags <= users | {"{account}"}
     # The four owners' keys are spread over the masters, and every key expires.
     assert sum(1 for server in redis_cluster.servers if server.client().dbsize()) >= 2
     for server in redis_cluster.servers:
@@ -147,3 +151,50 @@ async def test_the_broker_speaks_tls_with_a_password_and_verifies_the_server(
 
     for record in caplog.records:
         assert REDIS_PASSWORD not in record.getMessage()
+
+
+async def test_a_cold_burst_on_the_cluster_queues_instead_of_failing(
+    redis_cluster_url: str,
+) -> None:
+    """redis-py's cluster client refuses past its per-node pool and races on first use."""
+    client = open_redis(Settings(redis_url=redis_cluster_url, redis_cluster=True))
+    outcomes = await asyncio.gather(
+        *(client.set(f"broker:{{user-{n % 9}}}:burst:{n}", n, ex=60) for n in range(300)),
+        return_exceptions=True,
+    )
+    await client.aclose()
+    assert [o for o in outcomes if isinstance(o, BaseException)] == []
+
+
+async def test_a_cluster_client_out_of_slots_fails_after_the_pool_timeout(
+    redis_cluster_url: str,
+) -> None:
+    settings = Settings(
+        redis_url=redis_cluster_url,
+        redis_cluster=True,
+        redis_max_connections=1,
+        redis_pool_timeout_s=0.2,
+    )
+    client = open_redis(settings)
+    assert isinstance(client, ClusterClient)
+    async with client.command_slot():
+        started = time.monotonic()
+        with pytest.raises(RedisConnectionError, match="No connection available"):
+            await client.get("broker:{alice}:x")
+        assert 0.15 < time.monotonic() - started < 1.0
+    assert await client.get("broker:{alice}:x") is None
+    await client.aclose()
+
+
+async def test_an_unreachable_cluster_is_a_redis_error_answered_503(
+    broker_factory: BrokerFactory, mint: Callable[[str], dict[str, str]]
+) -> None:
+    client = open_redis(Settings(redis_url="redis://127.0.0.1:1/0", redis_cluster=True))
+    with pytest.raises(RedisError):
+        await client.ping()
+    await client.aclose()
+    async with broker_factory(redis_url="redis://127.0.0.1:1/0", redis_cluster=True) as broker:
+        assert (await broker.get("/readyz")).status_code == 503
+        listed = await broker.get("/v1/sessions", headers=mint("alice"))
+        assert listed.status_code == 503
+        assert listed.headers["retry-after"] == "5"

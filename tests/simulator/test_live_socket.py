@@ -10,31 +10,19 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from broker.simulator.validation import FLAGS
 from tests.simulator.audio import chunks, silence_pcm16, speech
 from tests.simulator.conftest import LiveSimulator
 from tests.simulator.wsclient import converse
 
-ALL_ON = {
+PARTIALS_AND_LIFECYCLE = {
     "receive_partial_transcripts": True,
     "receive_lifecycle_events": True,
 }
-ALL_OFF = {
-    flag: False
-    for flag in (
-        "receive_partial_transcripts",
-        "receive_final_transcripts",
-        "receive_speech_events",
-        "receive_pre_processing_events",
-        "receive_realtime_processing_events",
-        "receive_post_processing_events",
-        "receive_acknowledgments",
-        "receive_errors",
-        "receive_lifecycle_events",
-    )
-}
+ALL_OFF = dict.fromkeys(FLAGS, False)
 
 
-def _base_url_socket(live: LiveSimulator, token: str) -> str:
+def _socket_url(live: LiveSimulator, token: str) -> str:
     return live.base_url.replace("http://", "ws://") + f"/v2/live?token={token}"
 
 
@@ -43,7 +31,7 @@ async def test_an_unknown_token_is_refused_with_403_on_the_upgrade(
     live: LiveSimulator, token: str
 ) -> None:
     with pytest.raises(InvalidStatus) as refused:
-        async with connect(_base_url_socket(live, token)):
+        async with connect(_socket_url(live, token)):
             pass
 
     assert refused.value.response.status_code == 403
@@ -53,7 +41,7 @@ async def test_the_session_id_is_not_a_socket_credential(live: LiveSimulator) ->
     created = await live.create()
 
     with pytest.raises(InvalidStatus):
-        async with connect(_base_url_socket(live, created["id"])):
+        async with connect(_socket_url(live, created["id"])):
             pass
 
 
@@ -114,7 +102,7 @@ async def test_an_unknown_message_gets_an_error_message(live: LiveSimulator) -> 
 
 
 async def test_stop_runs_the_whole_sequence_and_closes_with_1000(live: LiveSimulator) -> None:
-    created = await live.create({"messages_config": ALL_ON})
+    created = await live.create({"messages_config": PARTIALS_AND_LIFECYCLE})
     audio = speech()
 
     conversation = await converse(created["url"], chunks(audio, 3200))

@@ -83,9 +83,15 @@ def test_structured_fields_pass_through_the_same_layer(caplog: pytest.LogCapture
     assert HELD_SECRET not in json.dumps(entry)
 
 
-def test_fields_cannot_bypass_the_layer_through_extra() -> None:
-    with pytest.raises(KeyError, match="fields"):
-        logger.info("sneaky", extra={"fields": {"token": HELD_SECRET}})
+def test_fields_given_through_extra_pass_through_the_same_layer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger.info("refused", extra={"fields": {"limit": "subject_live", "note": HELD_SECRET}})
+    record = caplog.records[-1]
+    assert record.fields == {"limit": "subject_live", "note": REDACTED}
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["limit"] == "subject_live"
+    assert HELD_SECRET not in json.dumps(entry)
 
 
 def test_a_message_whose_arguments_do_not_match_still_logs(

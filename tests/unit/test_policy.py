@@ -1,9 +1,13 @@
+"""Every rule of the create policy: allowed fields, formats, languages, add-ons and caps."""
+
+import json
 from typing import Any
 
 import pytest
 
 from broker.errors import InvalidFields
 from broker.policy import SessionPolicy
+from broker.policy_rules import PolicyRules, SummarizationRule, TranslationRule, VocabularyRule
 
 
 def build(body: object, max_channels: int = 2, region: str | None = None) -> Any:
@@ -71,7 +75,7 @@ def test_fields_the_broker_owns_are_refused(field: str) -> None:
     ("body", "fields"),
     [
         ({"model": "solaria-1"}, ["model"]),
-        ({"post_processing": {"summarization": True}}, ["post_processing"]),
+        ({"post_processing": {"summarization": True}}, ["post_processing.summarization"]),
         ({"encoding": "mp3"}, ["encoding"]),
         ({"sample_rate": 22050}, ["sample_rate"]),
         ({"sample_rate": True}, ["sample_rate"]),
@@ -107,3 +111,223 @@ def test_invalid_or_unknown_fields_are_refused_by_name(body: object, fields: lis
 def test_every_problem_is_named_at_once() -> None:
     fields = refused_fields({"encoding": "x", "channels": 99, "callback": True})
     assert sorted(fields) == ["callback", "channels", "encoding"]
+
+
+# --- Rules from the policy: narrowed formats and languages, add-ons with caps -----------------
+
+NARROW = PolicyRules(
+    encodings=("wav/pcm",),
+    sample_rates=(16000,),
+    bit_depths=(16,),
+    max_channels=2,
+    languages=frozenset({"en", "fr"}),
+    max_languages=2,
+    regions=("eu-west",),
+)
+ADDONS = PolicyRules(
+    translation=TranslationRule(target_languages=frozenset({"en", "de", "wo"}), max_targets=2),
+    named_entity_recognition=True,
+    sentiment_analysis=True,
+    summarization=SummarizationRule(types=("concise",)),
+    custom_vocabulary=VocabularyRule(
+        max_entries=3, max_total_chars=40, max_words_per_entry=2, max_pronunciations=1
+    ),
+)
+
+
+def refused_by(rules: PolicyRules, body: object) -> list[str]:
+    with pytest.raises(InvalidFields) as raised:
+        SessionPolicy(8, None, rules).build_init_request(body, "abc123")
+    return [problem.field for problem in raised.value.problems]
+
+
+def built_by(rules: PolicyRules, body: object) -> dict[str, Any]:
+    init = SessionPolicy(8, None, rules).build_init_request(body, "abc123")
+    body_sent: dict[str, Any] = init.body
+    return body_sent
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({"encoding": "wav/ulaw"}, ["encoding"]),
+        ({"sample_rate": 48000}, ["sample_rate"]),
+        ({"bit_depth": 24}, ["bit_depth"]),
+        ({"channels": 3}, ["channels"]),
+        ({"language_config": {"languages": ["de"]}}, ["language_config.languages[0]"]),
+        ({"language_config": {"languages": ["en", "fr", "en"]}}, ["language_config.languages"]),
+        ({"language_config": {"languages": ["en", "en"]}}, ["language_config.languages[1]"]),
+        ({"region": "us-west"}, ["region"]),
+    ],
+)
+def test_a_narrowed_policy_refuses_what_it_leaves_out(body: object, fields: list[str]) -> None:
+    assert refused_by(NARROW, body) == fields
+
+
+def test_a_narrowed_policy_keeps_what_it_allows_and_names_its_languages_for_detection() -> None:
+    sent = built_by(NARROW, {"encoding": "wav/pcm", "sample_rate": 16000, "channels": 2})
+    assert (sent["encoding"], sent["sample_rate"], sent["channels"]) == ("wav/pcm", 16000, 2)
+    # Without a list Gladia would detect among all its languages: the policy's own are sent.
+    assert sent["language_config"] == {"languages": ["en", "fr"]}
+
+
+def test_the_channel_setting_caps_the_policy_file() -> None:
+    policy = SessionPolicy(1, None, PolicyRules(max_channels=8))
+    assert policy.rules.max_channels == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"realtime_processing": {"translation": True}},
+        {"realtime_processing": {"named_entity_recognition": True}},
+        {"realtime_processing": {"sentiment_analysis": True}},
+        {"realtime_processing": {"custom_vocabulary": True}},
+        {"post_processing": {"summarization": True}},
+    ],
+)
+def test_add_ons_are_refused_until_the_policy_enables_them(body: dict[str, Any]) -> None:
+    section = next(iter(body))
+    switch = next(iter(body[section]))
+    assert refused_by(PolicyRules(), body) == [f"{section}.{switch}"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"realtime_processing": {"translation": False}},
+        {"post_processing": {"summarization": False}},
+    ],
+)
+def test_an_add_on_switched_off_is_always_allowed(body: dict[str, Any]) -> None:
+    assert built_by(PolicyRules(), body)[next(iter(body))] == body[next(iter(body))]
+
+
+def test_enabled_add_ons_pass_through_with_their_settings() -> None:
+    body = {
+        "realtime_processing": {
+            "translation": True,
+            "translation_config": {"target_languages": ["de", "wo"], "informal": True},
+            "named_entity_recognition": True,
+            "sentiment_analysis": True,
+            "custom_vocabulary": True,
+            "custom_vocabulary_config": {
+                "vocabulary": ["Gladia", {"value": "Solaria", "intensity": 0.5}],
+                "default_intensity": 0.4,
+            },
+        },
+        "post_processing": {"summarization": True, "summarization_config": {"type": "concise"}},
+    }
+    sent = built_by(ADDONS, body)
+    assert sent["realtime_processing"] == body["realtime_processing"]
+    assert sent["post_processing"] == body["post_processing"]
+
+
+@pytest.mark.parametrize(
+    ("realtime", "fields"),
+    [
+        ({"translation": True}, ["realtime_processing.translation_config"]),
+        (
+            {"translation": True, "translation_config": {}},
+            ["realtime_processing.translation_config.target_languages"],
+        ),
+        (
+            {"translation": True, "translation_config": {"target_languages": ["en", "de", "wo"]}},
+            ["realtime_processing.translation_config.target_languages"],
+        ),
+        (
+            {"translation": True, "translation_config": {"target_languages": ["fr"]}},
+            ["realtime_processing.translation_config.target_languages[0]"],
+        ),
+        (
+            {
+                "translation": True,
+                "translation_config": {"target_languages": ["en"], "model": "enhanced"},
+            },
+            ["realtime_processing.translation_config.model"],
+        ),
+        (
+            {"translation_config": {"target_languages": ["en"]}},
+            ["realtime_processing.translation_config"],
+        ),
+        (
+            {"custom_vocabulary": True, "custom_vocabulary_config": {"vocabulary": ["a"] * 4}},
+            ["realtime_processing.custom_vocabulary_config.vocabulary"],
+        ),
+        (
+            {"custom_vocabulary": True, "custom_vocabulary_config": {"vocabulary": ["x" * 41]}},
+            ["realtime_processing.custom_vocabulary_config.vocabulary"],
+        ),
+        (
+            {"custom_vocabulary": True, "custom_vocabulary_config": {"vocabulary": ["a b c"]}},
+            ["realtime_processing.custom_vocabulary_config.vocabulary[0]"],
+        ),
+        (
+            {
+                "custom_vocabulary": True,
+                "custom_vocabulary_config": {
+                    "vocabulary": [{"value": "a", "pronunciations": ["b", "c"]}]
+                },
+            },
+            ["realtime_processing.custom_vocabulary_config.vocabulary[0].pronunciations"],
+        ),
+        (
+            {
+                "custom_vocabulary": True,
+                "custom_vocabulary_config": {"vocabulary": [{"intensity": 2, "url": "x"}]},
+            },
+            [
+                "realtime_processing.custom_vocabulary_config.vocabulary[0].intensity",
+                "realtime_processing.custom_vocabulary_config.vocabulary[0].url",
+                "realtime_processing.custom_vocabulary_config.vocabulary[0].value",
+            ],
+        ),
+        ({"custom_spelling": True}, ["realtime_processing.custom_spelling"]),
+    ],
+)
+def test_add_on_settings_are_checked_against_their_caps(
+    realtime: dict[str, Any], fields: list[str]
+) -> None:
+    assert refused_by(ADDONS, {"realtime_processing": realtime}) == fields
+
+
+def test_a_summary_type_outside_the_policy_is_refused() -> None:
+    body = {"post_processing": {"summarization": True, "summarization_config": {"type": "general"}}}
+    assert refused_by(ADDONS, body) == ["post_processing.summarization_config.type"]
+
+
+def test_vocabulary_characters_are_counted_across_entries_and_pronunciations() -> None:
+    vocabulary = [{"value": "x" * 15, "pronunciations": ["y" * 15]}, "z" * 11]
+    body = {
+        "realtime_processing": {
+            "custom_vocabulary": True,
+            "custom_vocabulary_config": {"vocabulary": vocabulary},
+        }
+    }
+    assert refused_by(ADDONS, body) == ["realtime_processing.custom_vocabulary_config.vocabulary"]
+
+
+def test_whole_number_floats_count_as_integers_and_are_sent_as_integers() -> None:
+    sent = built_by(PolicyRules(), {"sample_rate": 16000.0, "channels": 2.0})
+    assert sent["sample_rate"] == 16000 and isinstance(sent["sample_rate"], int)
+    assert sent["channels"] == 2 and isinstance(sent["channels"], int)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.5, 1e308])
+def test_numbers_out_of_range_are_refused(value: float) -> None:
+    assert refused_by(PolicyRules(), {"endpointing": value}) == ["endpointing"]
+
+
+def test_the_request_id_can_be_chosen_by_the_caller() -> None:
+    init = SessionPolicy(8, None).build_init_request({}, "abc123", request_id="r-1")
+    assert init.request_id == "r-1"
+    assert init.body["custom_metadata"]["broker_request_id"] == "r-1"
+
+
+@pytest.mark.parametrize(
+    ("key", "named"),
+    [("", '""'), ("a.b", '"a.b"'), ("x" * 500, json.dumps("x" * 64)), ("\n", '"\\n"')],
+)
+def test_odd_keys_are_named_quoted_and_short(key: str, named: str) -> None:
+    assert refused_fields({key: 1}) == [named]
+    assert refused_fields({"messages_config": {key: True}}) == [f"messages_config.{named}"]

@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 
 from broker.settings import (
@@ -80,3 +83,86 @@ def test_a_refused_setting_never_echoes_its_value() -> None:
     with pytest.raises(SettingsError) as raised:
         load_settings(environ={"BROKER_TOKEN_TTL": "sekrit-value"}, env_file=None)
     assert "sekrit-value" not in str(raised.value)
+
+
+def test_limit_and_identity_settings_are_read() -> None:
+    settings = load_settings(
+        environ={
+            "BROKER_AUTH_MODES": "token,jwt,gateway",
+            "BROKER_JWT_ISSUER": "https://id.example.com/",
+            "BROKER_JWT_AUDIENCE": "broker",
+            "BROKER_JWT_JWKS_URL": "https://id.example.com/jwks.json",
+            "BROKER_JWT_ALGORITHMS": "RS256, ES256",
+            "BROKER_JWT_SUBJECT_CLAIM": "email",
+            "BROKER_GATEWAY_USER_HEADER": "X-User-Id",
+            "BROKER_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1",
+            "BROKER_MAX_LIVE_PER_SUBJECT": "2",
+            "BROKER_CREATES_PER_MINUTE": "6",
+            "BROKER_ACCOUNT_MAX_LIVE": "25",
+            "BROKER_FAILED_ATTEMPTS_PER_MINUTE": "12",
+            "BROKER_POLICY_FILE": "/etc/broker/policy.toml",
+        },
+        env_file=None,
+    )
+    assert settings.auth_modes == ("token", "jwt", "gateway")
+    assert settings.jwt_algorithms == ("RS256", "ES256")
+    assert settings.jwt_subject_claim == "email"
+    assert settings.gateway_user_header == "x-user-id"
+    assert settings.trusted_proxies == ("10.0.0.0/8", "192.0.2.1")
+    assert (settings.max_live_per_subject, settings.creates_per_minute) == (2, 6)
+    assert (settings.account_max_live, settings.failed_attempts_per_minute) == (25, 12)
+    assert settings.policy_file == "/etc/broker/policy.toml"
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"BROKER_AUTH_MODES": "jwt"}, "BROKER_JWT_ISSUER"),
+        ({"BROKER_AUTH_MODES": "jwt"}, "BROKER_JWT_JWKS_URL"),
+        ({"BROKER_AUTH_MODES": "gateway"}, "BROKER_GATEWAY_USER_HEADER"),
+        ({"BROKER_JWT_ALGORITHMS": "HS256"}, "BROKER_JWT_ALGORITHMS"),
+        ({"BROKER_JWT_ALGORITHMS": "none"}, "BROKER_JWT_ALGORITHMS"),
+        ({"BROKER_TRUSTED_PROXIES": "gateway.local"}, "BROKER_TRUSTED_PROXIES"),
+        ({"BROKER_GATEWAY_USER_HEADER": "Authorization"}, "BROKER_GATEWAY_USER_HEADER"),
+        ({"BROKER_MAX_LIVE_PER_SUBJECT": "0"}, "BROKER_MAX_LIVE_PER_SUBJECT"),
+        ({"BROKER_CREATES_PER_MINUTE": "-1"}, "BROKER_CREATES_PER_MINUTE"),
+        ({"BROKER_ACCOUNT_MAX_LIVE": "0"}, "BROKER_ACCOUNT_MAX_LIVE"),
+        ({"BROKER_LEASE_TTL": "many"}, "BROKER_LEASE_TTL"),
+    ],
+)
+def test_inconsistent_identity_and_limit_settings_are_refused(
+    environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ=environ, env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        ("BROKER_TRUSTED_PROXIES", "*", "BROKER_TRUSTED_PROXIES"),
+        ("BROKER_LEASE_TTL", "600", "BROKER_LEASE_TTL"),
+    ],
+)
+def test_serve_refuses_unsafe_limit_and_proxy_values(name: str, value: str, named: str) -> None:
+    settings = load_settings(environ={**PRODUCTION, name: value}, env_file=None)
+    assert any(named in problem for problem in check_for_production(settings))
+
+
+def test_serve_needs_an_https_jwks_url() -> None:
+    environ = {
+        **PRODUCTION,
+        "BROKER_AUTH_MODES": "jwt",
+        "BROKER_JWT_ISSUER": "https://id.example.com/",
+        "BROKER_JWT_AUDIENCE": "broker",
+        "BROKER_JWT_JWKS_URL": "http://id.example.com/jwks.json",
+    }
+    problems = check_for_production(load_settings(environ=environ, env_file=None))
+    assert any("BROKER_JWT_JWKS_URL" in problem for problem in problems)
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    root = Path(__file__).parents[2]
+    read = set(re.findall(r'config\(\s*"([A-Z0-9_]+)"', (root / "broker/settings.py").read_text()))
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", (root / ".env.example").read_text(), re.M))
+    assert read and read <= documented, sorted(read - documented)

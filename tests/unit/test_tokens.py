@@ -1,3 +1,4 @@
+import asyncio
 import time
 
 import pytest
@@ -18,7 +19,7 @@ def service(*keys: Secret) -> TokenService:
 
 def authenticate(tokens: TokenService, authorization: str | None) -> Subject:
     headers = Headers({"authorization": authorization} if authorization is not None else {})
-    return Authenticator(tokens).authenticate(headers)
+    return asyncio.run(Authenticator(tokens).authenticate(headers))
 
 
 def test_a_minted_token_names_its_subject() -> None:

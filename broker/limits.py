@@ -1,0 +1,282 @@
+"""Leases, rate windows and attempt counters: every Redis script behind the broker's limits.
+
+All of them live in Redis so that every instance agrees, and all of them read the clock from
+Redis `TIME`, so instances with drifting clocks still agree. Keys (each with a TTL):
+
+- `broker:{<subject>}:leases`: the subject's live sessions; a sorted set of lease id to expiry (ms).
+- `broker:{<subject>}:creates`: the subject's admitted creates in the sliding window; request id
+  to admission time (ms). Shares the subject's hash tag, so one script checks both atomically.
+- `broker:{account}:leases`: every live session of the Gladia account, same shape.
+- `broker:{addr:<hash>}:misses`: failed authentications and not-found answers per client address.
+
+Every script is safe to run twice for one request (members are request or session ids, so a retry
+refreshes instead of counting again: a timed-out command may still have been applied, §4.3).
+A create first holds *pending* leases named by its request id, with a short TTL so that a crash
+mid-create frees them soon; once Gladia answers, `confirm` renames them to the session id with
+the full TTL; `release_lease(subject_key, session_id)` ends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import logging
+import math
+from collections import Counter
+from typing import Any, NoReturn, cast
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from broker.errors import TooManyRequests
+from broker.settings import Settings
+
+logger = logging.getLogger("broker.limits")
+
+ACCOUNT_LEASES_KEY = "broker:{account}:leases"
+# A create holds its pending leases this long beyond Gladia's own deadline.
+PENDING_MARGIN_S = 30
+
+# Milliseconds since the epoch from Redis's clock; scripts that call TIME replicate their effects.
+_NOW = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+
+# KEYS: subject leases, subject creates. ARGV: member, max live, lease ms, max creates, window ms,
+# key TTL ms. Returns {granted, reason, wait ms}: the window is checked before the live cap.
+_ADMIT_SUBJECT = (
+    _NOW
+    + """
+local member = ARGV[1]
+local window_ms = tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window_ms)
+if redis.call('ZSCORE', KEYS[1], member) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), member)
+  return {1, '', 0}
+end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return {0, 'creates_per_minute', tonumber(oldest[2]) + window_ms - now}
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, 'live_per_subject', tonumber(first[2]) - now}
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), member)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('ZADD', KEYS[2], now, member)
+redis.call('PEXPIRE', KEYS[2], window_ms)
+return {1, '', 0}
+"""
+)
+
+# KEYS: account leases. ARGV: member, max live, lease ms, key TTL ms.
+_ADMIT_ACCOUNT = (
+    _NOW
+    + """
+local member = ARGV[1]
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], member)
+   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, 'account_live', tonumber(first[2]) - now}
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), member)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {1, '', 0}
+"""
+)
+
+# KEYS: a lease set. ARGV: pending member, session member, lease ms, key TTL ms.
+_CONFIRM = (
+    _NOW
+    + """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+)
+
+# KEYS: an address's misses. ARGV: max, window ms. Read-only: {allowed, wait ms}.
+_CHECK_ADDRESS = (
+    _NOW
+    + """
+local since = now - tonumber(ARGV[2])
+local recent = redis.call('ZRANGEBYSCORE', KEYS[1], since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if redis.call('ZCOUNT', KEYS[1], since, '+inf') >= tonumber(ARGV[1]) then
+  return {0, tonumber(recent[2]) + tonumber(ARGV[2]) - now}
+end
+return {1, 0}
+"""
+)
+
+# KEYS: an address's misses. ARGV: member, max, window ms. Keeps only the newest `max` entries.
+_RECORD_MISS = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[2]) - 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+)
+
+
+def subject_leases_key(subject_key: str) -> str:
+    return f"broker:{{{subject_key}}}:leases"
+
+
+def subject_creates_key(subject_key: str) -> str:
+    return f"broker:{{{subject_key}}}:creates"
+
+
+def address_misses_key(address: str) -> str:
+    return f"broker:{{addr:{address_bucket(address)}}}:misses"
+
+
+def address_bucket(address: str) -> str:
+    """A hashed handle for a client address; IPv6 clients are grouped by their /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        bucket = address
+    else:
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if isinstance(ip, ipaddress.IPv6Address):
+            bucket = str(ipaddress.IPv6Network((ip, 64), strict=False))
+        else:
+            bucket = str(ip)
+    return hashlib.sha256(bucket.encode()).hexdigest()[:24]
+
+
+def _wait_s(wait_ms: object, ceiling_s: int | None = None) -> int:
+    seconds = max(1, math.ceil(max(0, int(cast(Any, wait_ms))) / 1000))
+    return min(seconds, ceiling_s) if ceiling_s is not None else seconds
+
+
+class Limits:
+    """The limits a create, and every client request, must pass; shared through Redis."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings,
+        *,
+        window_s: float = 60.0,
+        pending_margin_s: float = PENDING_MARGIN_S,
+    ) -> None:
+        self._redis = client
+        self._max_live = settings.max_live_per_subject
+        self._max_creates = settings.creates_per_minute
+        self._account_max_live = settings.account_max_live
+        self._max_misses = settings.failed_attempts_per_minute
+        self._window_ms = int(window_s * 1000)
+        self._lease_ms = settings.lease_ttl_s * 1000
+        self._pending_ms = int((settings.gladia_total_timeout_s + pending_margin_s) * 1000)
+        # A lease set lives as long as the longest lease it can hold.
+        self._lease_key_ttl_ms = max(self._lease_ms, self._pending_ms)
+        self._retry_after_s = settings.retry_after_s
+        self.refusals: Counter[str] = Counter()
+        self._admit_subject = client.register_script(_ADMIT_SUBJECT)
+        self._admit_account = client.register_script(_ADMIT_ACCOUNT)
+        self._confirm = client.register_script(_CONFIRM)
+        self._check_address = client.register_script(_CHECK_ADDRESS)
+        self._record_miss = client.register_script(_RECORD_MISS)
+
+    async def admit(self, subject_key: str, request_id: str) -> None:
+        """Take a pending lease for the subject and the account, or raise TooManyRequests.
+
+        Two scripts, subject first: a subject over its own limits never touches the account
+        set, so one user hammering cannot crowd others out of it. Redis errors propagate (the
+        caller answers 503: creates fail closed).
+        """
+        granted, reason, wait_ms = await self._admit_subject(
+            keys=[subject_leases_key(subject_key), subject_creates_key(subject_key)],
+            args=[
+                request_id,
+                self._max_live,
+                self._pending_ms,
+                self._max_creates,
+                self._window_ms,
+                self._lease_key_ttl_ms,
+            ],
+        )
+        if not granted:
+            if reason == "creates_per_minute":
+                self._refuse(reason, "Too many sessions created; wait before creating another",
+                             _wait_s(wait_ms))  # fmt: skip
+            self._refuse(reason, "Too many live sessions; end one before starting another",
+                         _wait_s(wait_ms, self._retry_after_s))  # fmt: skip
+        granted, reason, wait_ms = await self._admit_account(
+            keys=[ACCOUNT_LEASES_KEY],
+            args=[request_id, self._account_max_live, self._pending_ms, self._lease_key_ttl_ms],
+        )
+        if not granted:
+            # Give back what the subject script took: this create never happened.
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(subject_leases_key(subject_key), request_id)
+                pipe.zrem(subject_creates_key(subject_key), request_id)
+                await pipe.execute()
+            self._refuse(reason, "Transcription capacity is fully used; try again shortly",
+                         _wait_s(wait_ms, self._retry_after_s))  # fmt: skip
+
+    async def confirm(self, subject_key: str, request_id: str, session_id: str) -> None:
+        """Turn a create's pending leases into the session's own, for the whole session."""
+        await asyncio.gather(
+            *(
+                self._confirm(
+                    keys=[key],
+                    args=[request_id, session_id, self._lease_ms, self._lease_key_ttl_ms],
+                )
+                for key in (subject_leases_key(subject_key), ACCOUNT_LEASES_KEY)
+            )
+        )
+
+    async def release_lease(self, subject_key: str, lease_id: str) -> None:
+        """End a lease (a session id, or a failed create's request id); releasing twice is fine."""
+        # Two hash slots, plain commands: one round trip on a single node, split on a cluster.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(subject_leases_key(subject_key), lease_id)
+            pipe.zrem(ACCOUNT_LEASES_KEY, lease_id)
+            await pipe.execute()
+
+    async def live_leases(self, subject_key: str | None = None) -> int:
+        """Leases not yet expired, for one subject or for the whole account."""
+        key = ACCOUNT_LEASES_KEY if subject_key is None else subject_leases_key(subject_key)
+        time_s, time_us = await self._redis.time()
+        return int(await self._redis.zcount(key, f"({time_s * 1000 + time_us // 1000}", "+inf"))
+
+    async def check_address(self, address: str) -> None:
+        """Refuse an address with too many recent misses; fails open when Redis is down."""
+        try:
+            allowed, wait_ms = await self._check_address(
+                keys=[address_misses_key(address)], args=[self._max_misses, self._window_ms]
+            )
+        except RedisError as exc:
+            # Cheap reads degrade open (§4.4); creates still fail closed on their own leases.
+            logger.warning("attempt counter unavailable: %s", type(exc).__name__)
+            return
+        if not allowed:
+            self._refuse("failed_attempts", "Too many failed attempts from this address",
+                         _wait_s(wait_ms))  # fmt: skip
+
+    async def record_miss(self, address: str, attempt_id: str) -> None:
+        """Count a failed authentication or a not-found answer against the client's address."""
+        try:
+            await self._record_miss(
+                keys=[address_misses_key(address)],
+                args=[attempt_id, self._max_misses, self._window_ms],
+            )
+        except RedisError as exc:
+            logger.warning("attempt counter unavailable: %s", type(exc).__name__)
+
+    def _refuse(self, reason: str, detail: str, retry_after_s: int) -> NoReturn:
+        self.refusals[reason] += 1
+        logger.info("limit refused: %s", reason, extra={"fields": {"limit": reason}})
+        raise TooManyRequests(detail, reason=reason, retry_after_s=retry_after_s)

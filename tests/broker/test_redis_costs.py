@@ -1,0 +1,104 @@
+"""What each request costs in Redis, measured with INFO commandstats on the real server.
+
+Keeps the README's table honest: a change that adds a round trip to a hot path fails here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from tests.broker.conftest import Simulator
+from tests.support.servers import RedisServer
+
+Headers = Callable[[str], dict[str, str]]
+# Sent by redis-py when it opens a connection, not by a request.
+_CONNECTION_SETUP = {"client|setinfo", "client|setname", "client|maint_notifications", "hello"}
+
+
+@pytest.fixture
+def redis_topology(redis_url: str) -> tuple[str, bool]:
+    """Counted on the single server whose INFO commandstats it reads (not on the Cluster)."""
+    return redis_url, False
+
+
+def commands(redis_server: RedisServer) -> Counter[str]:
+    stats = redis_server.client().info("commandstats")
+    counted: Counter[str] = Counter()
+    for name, values in stats.items():
+        command = name.removeprefix("cmdstat_")
+        if command not in _CONNECTION_SETUP and command not in ("config|resetstat", "info"):
+            counted[command] = int(values["calls"])
+    return counted
+
+
+async def cost(redis_server: RedisServer, request: Callable[[], Awaitable[int]]) -> Counter[str]:
+    redis_server.client().config_resetstat()
+    await request()
+    return commands(redis_server)
+
+
+async def test_what_each_request_costs_in_redis(
+    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator, redis_server: RedisServer
+) -> None:
+    alice = mint("alice")
+
+    async def create(headers: dict[str, str] = alice) -> int:
+        response = await broker.post("/v1/sessions", headers=headers, json={})
+        return response.status_code
+
+    async def keyed_create() -> int:
+        return await create({**alice, "Idempotency-Key": "order-1"})
+
+    for _ in range(2):  # warm: connections opened, scripts loaded
+        await create()
+        await keyed_create()
+        await broker.get("/v1/sessions/warm-up", headers=alice)
+
+    plain = await cost(redis_server, create)
+    # Guard (1 read-only script) + subject admission + account admission (2 scripts)
+    # + the record (MULTI/EXEC) + two lease confirmations.
+    assert plain["evalsha"] == 5
+    assert plain["multi"] == plain["exec"] == 1
+    assert {"zadd", "zremrangebyscore", "zcard", "time"} <= set(plain)
+
+    keyed = await cost(redis_server, lambda: keyed_create_fresh(broker, alice))
+    # The same, plus claiming the key and settling it.
+    assert keyed["evalsha"] == 7
+
+    replay = await cost(redis_server, keyed_create)
+    # Guard + claim (answers "done") + loading the record: no admission, no Gladia call.
+    assert replay["evalsha"] == 2
+    assert replay["hgetall"] == 1
+    assert "zadd" not in replay
+
+    async def read() -> int:
+        listed = await broker.get("/v1/sessions", headers=alice)
+        session_id = listed.json()["items"][0]["id"]
+        redis_server.client().config_resetstat()
+        return (await broker.get(f"/v1/sessions/{session_id}", headers=alice)).status_code
+
+    lookup = await cost(redis_server, read)
+    assert lookup["evalsha"] == 1  # the guard, on top of the store's one read
+    assert lookup["hgetall"] == 1
+
+    async def missing() -> int:
+        return (await broker.get("/v1/sessions/nope", headers=alice)).status_code
+
+    miss = await cost(redis_server, missing)
+    assert miss["evalsha"] == 2  # the guard, and recording the miss
+
+    async def unauthenticated() -> int:
+        return await create({"Authorization": "Bearer nope"})
+
+    refused = await cost(redis_server, unauthenticated)
+    assert refused["evalsha"] == 2
+    assert "hgetall" not in refused
+
+
+async def keyed_create_fresh(broker: httpx.AsyncClient, alice: dict[str, str]) -> int:
+    headers = {**alice, "Idempotency-Key": "order-fresh"}
+    return (await broker.post("/v1/sessions", headers=headers, json={})).status_code

@@ -1,0 +1,300 @@
+"""Leases, the create window, the account cap and address misses, on a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from redis.crc import key_slot
+
+from broker.errors import TooManyRequests
+from broker.idempotency import claim_key
+from broker.limits import (
+    ACCOUNT_LEASES_KEY,
+    Limits,
+    address_bucket,
+    address_misses_key,
+    subject_creates_key,
+    subject_leases_key,
+)
+from broker.redis_connection import open_redis
+from broker.settings import Settings
+from tests.support.servers import RedisServer
+
+SETTINGS = Settings(
+    max_live_per_subject=2,
+    creates_per_minute=100,
+    account_max_live=100,
+    failed_attempts_per_minute=3,
+    retry_after_s=5,
+)
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    connection = open_redis(replace(SETTINGS, redis_url=redis_url, redis_max_connections=50))
+    yield connection
+    await connection.aclose()
+
+
+def limits_for(client: aioredis.Redis, **changes: object) -> Limits:
+    window_s = float(changes.pop("window_s", 60.0))  # type: ignore[arg-type]
+    pending_margin_s = float(changes.pop("pending_margin_s", 30.0))  # type: ignore[arg-type]
+    settings = replace(SETTINGS, **changes)  # type: ignore[arg-type]
+    return Limits(client, settings, window_s=window_s, pending_margin_s=pending_margin_s)
+
+
+async def refusal(call: Awaitable[None]) -> TooManyRequests:
+    with pytest.raises(TooManyRequests) as raised:
+        await call
+    return raised.value
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 5.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_subject_gets_its_cap_of_leases_then_a_429_with_retry_after(
+    client: aioredis.Redis,
+) -> None:
+    limits = limits_for(client)
+    await limits.admit("alice", "r1")
+    await limits.admit("alice", "r2")
+    refused = await refusal(limits.admit("alice", "r3"))
+    assert refused.status_code == 429
+    assert refused.reason == "live_per_subject"
+    assert 1 <= int(refused.headers()["Retry-After"]) <= 5
+    assert limits.refusals["live_per_subject"] == 1
+    await limits.admit("bob", "r4")  # another subject is not affected
+
+
+async def test_a_retried_admission_of_the_same_request_counts_once(client: aioredis.Redis) -> None:
+    limits = limits_for(client)
+    for _ in range(3):
+        await limits.admit("alice", "r1")
+    assert await limits.live_leases("alice") == 1
+    assert await limits.live_leases() == 1
+    assert await client.zcard(subject_creates_key("alice")) == 1
+
+
+async def test_two_hundred_parallel_admissions_with_a_cap_of_five_grant_exactly_five(
+    client: aioredis.Redis,
+) -> None:
+    limits = limits_for(client, max_live_per_subject=5)
+    outcomes = await asyncio.gather(
+        *(limits.admit("alice", f"r{n}") for n in range(200)), return_exceptions=True
+    )
+    granted = [outcome for outcome in outcomes if outcome is None]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, TooManyRequests)]
+    assert (len(granted), len(refused)) == (5, 195)
+    assert await limits.live_leases("alice") == 5
+    assert await limits.live_leases() == 5
+
+
+async def test_a_released_lease_comes_back_and_releasing_twice_is_harmless(
+    client: aioredis.Redis,
+) -> None:
+    limits = limits_for(client, max_live_per_subject=1)
+    await limits.admit("alice", "r1")
+    await limits.confirm("alice", "r1", "session-1")
+    await refusal(limits.admit("alice", "r2"))
+    await limits.release_lease("alice", "session-1")
+    await limits.release_lease("alice", "session-1")
+    await limits.admit("alice", "r2")
+
+
+async def test_confirming_renames_the_pending_lease_to_the_session(client: aioredis.Redis) -> None:
+    limits = limits_for(client, lease_ttl_s=600)
+    await limits.admit("alice", "r1")
+    await limits.confirm("alice", "r1", "session-1")
+    await limits.confirm("alice", "r1", "session-1")  # retried: still one lease
+    for key in (subject_leases_key("alice"), ACCOUNT_LEASES_KEY):
+        assert await client.zrange(key, 0, -1) == ["session-1"]
+    expiry_ms = await client.zscore(subject_leases_key("alice"), "session-1")
+    time_s, _ = await client.time()
+    assert 590_000 <= expiry_ms - time_s * 1000 <= 601_000
+
+
+async def test_a_confirmed_lease_expires_by_itself(client: aioredis.Redis) -> None:
+    limits = limits_for(client, max_live_per_subject=1, lease_ttl_s=1)
+    await limits.admit("alice", "r1")
+    await limits.confirm("alice", "r1", "session-1")
+    await refusal(limits.admit("alice", "r2"))
+
+    async def admitted() -> bool:
+        try:
+            await limits.admit("alice", "r2")
+        except TooManyRequests:
+            return False
+        return True
+
+    await eventually(admitted)
+
+
+async def test_a_pending_lease_of_a_create_that_never_finished_expires_soon(
+    client: aioredis.Redis,
+) -> None:
+    # A crash between admission and Gladia's answer must not hold the slot for a whole session.
+    limits = limits_for(
+        client, max_live_per_subject=1, gladia_total_timeout_s=0.5, pending_margin_s=0.5
+    )
+    await limits.admit("alice", "r1")
+    await refusal(limits.admit("alice", "r2"))
+    assert await client.pttl(subject_leases_key("alice")) > 1000  # the key outlives any lease
+    await eventually(lambda: _admits(limits, "alice", "r2"))
+
+
+async def _admits(limits: Limits, subject: str, request_id: str) -> bool:
+    try:
+        await limits.admit(subject, request_id)
+    except TooManyRequests:
+        return False
+    return True
+
+
+async def test_creates_per_window_are_capped_with_an_exact_retry_after(
+    client: aioredis.Redis,
+) -> None:
+    limits = limits_for(client, max_live_per_subject=100, creates_per_minute=3, window_s=1.5)
+    for n in range(3):
+        await limits.admit("alice", f"r{n}")
+    refused = await refusal(limits.admit("alice", "r3"))
+    assert refused.reason == "creates_per_minute"
+    assert refused.headers()["Retry-After"] in ("1", "2")
+    await eventually(lambda: _admits(limits, "alice", "r3"))
+
+
+async def test_the_account_cap_is_shared_by_every_subject(client: aioredis.Redis) -> None:
+    limits = limits_for(client, account_max_live=2)
+    await limits.admit("alice", "r1")
+    await limits.admit("bob", "r2")
+    refused = await refusal(limits.admit("carol", "r3"))
+    assert refused.reason == "account_live"
+    # What carol's subject script took is given back: no lease, no window entry.
+    assert await client.zcard(subject_leases_key("carol")) == 0
+    assert await client.zcard(subject_creates_key("carol")) == 0
+    await limits.release_lease("alice", "r1")
+    await limits.admit("carol", "r3")
+
+
+async def test_two_instances_share_the_counts(client: aioredis.Redis, redis_url: str) -> None:
+    other_client = open_redis(replace(SETTINGS, redis_url=redis_url))
+    try:
+        first, second = limits_for(client), limits_for(other_client)
+        await first.admit("alice", "r1")
+        await second.admit("alice", "r2")
+        await refusal(first.admit("alice", "r3"))
+        await refusal(second.admit("alice", "r3"))
+    finally:
+        await other_client.aclose()
+
+
+async def test_an_admission_applied_during_a_stall_is_not_counted_again_on_retry(
+    client: aioredis.Redis, redis_server: RedisServer, redis_url: str
+) -> None:
+    # security notes §4.3: a timed-out command may still be applied; a retry must not double it.
+    impatient = open_redis(replace(SETTINGS, redis_url=redis_url, redis_socket_timeout_s=0.2))
+    limits = limits_for(impatient)
+    await limits.admit("warm-up", "r0")  # scripts loaded before the stall
+    staller = threading.Thread(
+        target=lambda: redis_server.client().execute_command("DEBUG", "SLEEP", "0.6")
+    )
+    try:
+        staller.start()
+        await asyncio.sleep(0.05)
+        with pytest.raises(redis.exceptions.TimeoutError):
+            await limits.admit("alice", "r1")
+        staller.join()
+        await limits.admit("alice", "r1")
+        assert await client.zcard(subject_leases_key("alice")) == 1
+        assert await client.zcard(subject_creates_key("alice")) == 1
+    finally:
+        staller.join()
+        await impatient.aclose()
+
+
+async def test_misses_from_one_address_end_in_429_for_that_address_only(
+    client: aioredis.Redis,
+) -> None:
+    limits = limits_for(client)
+    for n in range(3):
+        await limits.check_address("203.0.113.7")
+        await limits.record_miss("203.0.113.7", f"a{n}")
+    refused = await refusal(limits.check_address("203.0.113.7"))
+    assert refused.reason == "failed_attempts"
+    assert 1 <= int(refused.headers()["Retry-After"]) <= 60
+    await limits.check_address("203.0.113.8")
+    # The set keeps only as many entries as the limit needs.
+    await limits.record_miss("203.0.113.7", "a9")
+    assert await client.zcard(address_misses_key("203.0.113.7")) == 3
+
+
+async def test_misses_expire_with_their_window(client: aioredis.Redis) -> None:
+    limits = limits_for(client, window_s=1.0)
+    for n in range(3):
+        await limits.record_miss("203.0.113.7", f"a{n}")
+    await refusal(limits.check_address("203.0.113.7"))
+
+    async def allowed() -> bool:
+        try:
+            await limits.check_address("203.0.113.7")
+        except TooManyRequests:
+            return False
+        return True
+
+    await eventually(allowed)
+
+
+def test_ipv6_clients_are_grouped_by_their_64_bit_prefix() -> None:
+    assert address_bucket("2001:db8:1:2::1") == address_bucket("2001:db8:1:2:ffff::9")
+    assert address_bucket("2001:db8:1:2::1") != address_bucket("2001:db8:1:3::1")
+    assert address_bucket("::ffff:203.0.113.7") == address_bucket("203.0.113.7")
+    assert "203.0.113.7" not in address_misses_key("203.0.113.7")  # hashed, not stored raw
+
+
+async def test_address_checks_fail_open_when_redis_is_down() -> None:
+    down = open_redis(Settings(redis_url="redis://127.0.0.1:1/0", redis_connect_timeout_s=0.2))
+    try:
+        limits = limits_for(down)
+        await limits.check_address("203.0.113.7")
+        await limits.record_miss("203.0.113.7", "a1")
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await limits.admit("alice", "r1")  # creates fail closed
+    finally:
+        await down.aclose()
+
+
+async def test_every_limit_key_has_a_ttl(client: aioredis.Redis) -> None:
+    limits = limits_for(client)
+    await limits.admit("alice", "r1")
+    await limits.confirm("alice", "r1", "session-1")
+    await limits.admit("alice", "r2")
+    await limits.record_miss("203.0.113.7", "a1")
+    keys = await client.keys("*")
+    assert len(keys) == 4
+    for key in keys:
+        assert await client.pttl(key) > 0, key
+
+
+def test_keys_used_together_share_a_hash_slot() -> None:
+    # One script touches the subject's leases and window; the store and claims share the tag.
+    subject = "9f2c"
+    slots = {
+        key_slot(key.encode())
+        for key in (
+            subject_leases_key(subject),
+            subject_creates_key(subject),
+            claim_key(subject, "key-1"),
+            f"broker:{{{subject}}}:session:abc",
+        )
+    }
+    assert len(slots) == 1
