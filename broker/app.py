@@ -11,13 +11,13 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from broker import errors
 from broker.attempts import AttemptGuardMiddleware
+from broker.cors import StrictCORSMiddleware
 from broker.gladia import GladiaClient, open_http_client
 from broker.idempotency import Idempotency
 from broker.identity import (
@@ -34,7 +34,8 @@ from broker.observability import AccessLogMiddleware, install_redaction
 from broker.policy import SessionPolicy
 from broker.proxy_headers import ProxyHeadersMiddleware
 from broker.redis_connection import open_redis
-from broker.routes import ops, sessions, tokens
+from broker.routes import facade, ops, sessions, tokens
+from broker.routes.demo import DemoOptions, demo_routes
 from broker.services import Services
 from broker.settings import Settings
 from broker.store import SessionStore
@@ -55,11 +56,16 @@ class MethodNotAllowed(errors.BrokerError):
     title = "Method not allowed"
 
 
+def _render(request: Request, error: errors.BrokerError) -> Response:
+    request_id = str(getattr(request.state, "request_id", "") or "-")
+    return errors.error_response(error, request.url.path, request_id)
+
+
 async def _broker_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.BrokerError)
     if 400 <= exc.status_code < 500 and not isinstance(exc, errors.UpstreamError):
         _metrics_of(request).count_refusal(exc)
-    return errors.problem_response(exc)
+    return _render(request, exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -70,7 +76,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     error = error_class() if error_class else errors.BrokerError()
     if 400 <= error.status_code < 500:
         _metrics_of(request).count_refusal(error)
-    response = errors.problem_response(error)
+    response = _render(request, error)
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -80,13 +86,13 @@ async def _redis_error(request: Request, exc: Exception) -> Response:
     logger.error("redis failed: %s", type(exc).__name__)
     _metrics_of(request).count_redis_error(exc)
     retry_after_s = _settings_of(request).retry_after_s
-    return errors.problem_response(
-        errors.StoreUnavailable("Try again shortly", retry_after_s=retry_after_s)
+    return _render(
+        request, errors.StoreUnavailable("Try again shortly", retry_after_s=retry_after_s)
     )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    return errors.problem_response(errors.BrokerError())
+    return _render(request, errors.BrokerError())
 
 
 def _metrics_of(request: Request) -> Metrics:
@@ -119,11 +125,14 @@ def _authenticator(
 
 
 def build_routes() -> list[BaseRoute]:
-    return [*sessions.routes, *tokens.routes, *ops.routes]
+    return [*sessions.routes, *facade.routes, *tokens.routes, *ops.routes]
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The broker as an ASGI app; its Redis and Gladia clients open and close with the lifespan."""
+def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette:
+    """The broker as an ASGI app; its Redis and Gladia clients open and close with the lifespan.
+
+    `demo` serves the /demo page (what `broker dev` passes); without it, `BROKER_DEMO` decides.
+    """
     install_redaction(settings.all_secrets())
     metrics = Metrics()
 
@@ -167,12 +176,16 @@ def create_app(settings: Settings) -> Starlette:
     if settings.metrics_port is None:
         # Otherwise `broker serve` exports them on their own port (create_metrics_app).
         routes.extend(ops.metrics_routes)
+    if demo is None and settings.demo_enabled:
+        demo = DemoOptions()
+    if demo is not None:
+        routes.extend(demo_routes(demo))
     route_names = {route.endpoint: route.path for route in routes if isinstance(route, Route)}
     middleware = [
         Middleware(ProxyHeadersMiddleware, trusted_proxies=settings.trusted_proxies),
         Middleware(AccessLogMiddleware, route_names=route_names, metrics=metrics),
         Middleware(
-            CORSMiddleware,
+            StrictCORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["authorization", "content-type", "x-gladia-version", "idempotency-key"],

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from broker.app import create_app, create_metrics_app
 from broker.identity import TokenService
 from broker.observability import configure_logging
+from broker.routes.demo import DemoOptions
 from broker.settings import (
     Settings,
     SettingsError,
@@ -149,7 +150,7 @@ def _dev(args: argparse.Namespace) -> None:
         service_keys=settings.service_keys or (Secret(DEV_SERVICE_KEY),),
     )
     configure_logging(json_lines=False, level=settings.log_level)
-    broker_app = create_app(settings)
+    broker_app = create_app(settings, DemoOptions(simulator=True, dev_token_subject=DEV_SUBJECT))
     simulator_app = create_simulator_app(SimulatorConfig(api_key=simulator_key))
     print(_dev_banner(settings, args.host, args.port, simulator_port), flush=True)
     servers = [
@@ -189,6 +190,7 @@ def _dev_banner(settings: Settings, host: str, port: int, simulator_port: int) -
     return f"""
 Gladia broker, development mode
   broker     {base}
+  demo page  {base}/demo  (microphone → Gladia simulator, plain WebSocket or Gladia's JS SDK)
   Gladia     simulator at http://127.0.0.1:{simulator_port} (no real Gladia is called)
   state      {store}
 

@@ -81,6 +81,8 @@ class Settings:
     max_channels: int = 8
     sessions_index_max: int = 1000
     retry_after_s: int = 5
+    # `broker serve` serves the /demo page only when this is on; `broker dev` always does.
+    demo_enabled: bool = False
 
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
@@ -190,6 +192,7 @@ def load_settings(
                 "BROKER_SESSIONS_INDEX_MAX", cast=int, default=defaults.sessions_index_max
             ),
             retry_after_s=config("BROKER_RETRY_AFTER", cast=int, default=defaults.retry_after_s),
+            demo_enabled=config("BROKER_DEMO", cast=bool, default=False),
             jwt_issuer=config("BROKER_JWT_ISSUER", default=None) or None,
             jwt_audience=config("BROKER_JWT_AUDIENCE", default=None) or None,
             jwt_jwks_url=config("BROKER_JWT_JWKS_URL", default=None) or None,

@@ -190,5 +190,24 @@ class SessionStore:
             next_cursor = f"{last_score!r}:{last_id}"
         return SessionPage(records=[r for r in records if r is not None], next_cursor=next_cursor)
 
+    async def list_slice(self, owner: str, offset: int, limit: int) -> SessionPage:
+        """The owner's records, newest first, `limit` of them from position `offset`.
+
+        For Gladia's offset pagination; `next_cursor` is the next offset when more follow.
+        """
+        index_key = _index_key(owner)
+        members = cast(list[str], await self._redis.zrevrange(index_key, offset, offset + limit))
+        window = members[:limit]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for member in window:
+                pipe.hgetall(_session_key(owner, member))
+            found = await pipe.execute()
+        records = [SessionRecord.from_hash(fields) if fields else None for fields in found]
+        expired = [member for member, record in zip(window, records, strict=True) if not record]
+        if expired:
+            await self._redis.zrem(index_key, *expired)
+        next_offset = str(offset + limit) if len(members) > limit else None
+        return SessionPage(records=[r for r in records if r is not None], next_cursor=next_offset)
+
     async def ping(self) -> bool:
         return bool(await self._redis.ping())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import socket
@@ -14,9 +13,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import redis
 
+from tests.support.required import missing
 from tests.support.servers import RedisServer, free_port, start_redis_server
 
 DEADLINE_S = 20.0
@@ -27,10 +26,8 @@ def required_binary(name: str, package: str) -> str:
     """The path of a Debian-provided tool; skipped locally, a failure in CI, when missing."""
     binary = shutil.which(name)
     if binary is None:
-        message = f"{name} is not installed (apt-get install {package})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; CI must install it", pytrace=False)
-        pytest.skip(message)
+        missing(f"{name} is not installed (apt-get install {package})")
+        raise AssertionError("unreachable: missing() skips or fails")
     return binary
 
 
