@@ -40,6 +40,7 @@ from broker.identity import (
 from broker.jobs import BackgroundJobs, JobRunner, QueuePolicy
 from broker.jwt_identity import JwksCache, JwtVerifier, open_jwks_client
 from broker.limits import Limits
+from broker.metrics import Metrics
 from broker.observability import AccessLogMiddleware, install_redaction
 from broker.policy import SessionPolicy
 from broker.proxy_headers import ProxyHeadersMiddleware
@@ -75,6 +76,8 @@ def _render(request: Request, error: errors.BrokerError) -> Response:
 
 async def _broker_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.BrokerError)
+    if 400 <= exc.status_code < 500 and not isinstance(exc, errors.UpstreamError):
+        _metrics_of(request).count_refusal(exc)
     return _render(request, exc)
 
 
@@ -84,6 +87,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         error_class = MethodNotAllowed
     error = error_class() if error_class else errors.BrokerError()
+    if 400 <= error.status_code < 500:
+        _metrics_of(request).count_refusal(error)
     response = _render(request, error)
     if exc.headers:
         response.headers.update(exc.headers)
@@ -92,6 +97,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
     logger.error("redis failed: %s", type(exc).__name__)
+    _metrics_of(request).count_redis_error(exc)
     retry_after_s = _settings_of(request).retry_after_s
     return _render(
         request, errors.StoreUnavailable("Try again shortly", retry_after_s=retry_after_s)
@@ -100,6 +106,11 @@ async def _redis_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return _render(request, errors.BrokerError())
+
+
+def _metrics_of(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
 
 
 def _settings_of(request: Request) -> Settings:
@@ -176,6 +187,7 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
     `demo` serves the /demo page (what `broker dev` passes); without it, `BROKER_DEMO` decides.
     """
     install_redaction(settings.all_secrets())
+    metrics = Metrics()
 
     capabilities = CallbackCapabilities(
         settings.secret_keys, settings.callback_ttl_s, settings.public_url, settings.callback_events
@@ -194,9 +206,11 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
             settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s
         )
         relay_client = open_relay_client(settings) if settings.relay_url else None
-        gladia = GladiaClient(http_client, settings)
+        gladia = GladiaClient(http_client, settings, metrics)
         store = SessionStore(redis_client, settings)
         limits = Limits(redis_client, settings)
+        # The account's live sessions, as every instance counts them: its leases in Redis.
+        metrics.track_live_sessions(limits.live_leases)
         event_store = EventStore(redis_client, settings)
         jobs, intake = _background_jobs(settings, event_store, store, gladia, limits, relay_client)
         app.state.services = Services(
@@ -219,6 +233,9 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
         try:
             yield
         finally:
+            # uvicorn has stopped accepting and let requests in flight finish (within
+            # BROKER_SHUTDOWN_TIMEOUT_S) before this runs.
+            logger.info("shutting down: closing the Gladia and Redis clients")
             await jobs.stop()
             if relay_client is not None:
                 await relay_client.aclose()
@@ -228,6 +245,9 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
             await redis_client.aclose()
 
     routes = build_routes()
+    if settings.metrics_port is None:
+        # Otherwise `broker serve` exports them on their own port (create_metrics_app).
+        routes.extend(ops.metrics_routes)
     if demo is None and settings.demo_enabled:
         demo = DemoOptions()
     if demo is not None:
@@ -235,7 +255,7 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
     route_names = {route.endpoint: route.path for route in routes if isinstance(route, Route)}
     middleware = [
         Middleware(ProxyHeadersMiddleware, trusted_proxies=settings.trusted_proxies),
-        Middleware(AccessLogMiddleware, route_names=route_names),
+        Middleware(AccessLogMiddleware, route_names=route_names, metrics=metrics),
         Middleware(
             StrictCORSMiddleware,
             allow_origins=list(settings.cors_origins),
@@ -258,4 +278,12 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
         },
     )
     app.state.settings = settings
+    app.state.metrics = metrics
+    return app
+
+
+def create_metrics_app(broker_app: Starlette) -> Starlette:
+    """`/metrics` alone, for a port the gateway does not route to; it reads `broker_app`'s."""
+    app = Starlette(routes=list(ops.metrics_routes))
+    app.state.metrics = broker_app.state.metrics
     return app

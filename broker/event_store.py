@@ -8,6 +8,7 @@ has a TTL or is removed when its work is done.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -274,15 +275,15 @@ class EventStore:
         self, owner: str, request_id: str, session_id: str, subject: str
     ) -> list[EarlyDelivery]:
         """Bind a create to Gladia's session id; returns the deliveries that arrived before it."""
-        # Different hash slots, no transaction: one round trip, each command atomic on its own.
-        async with self._redis.pipeline(transaction=False) as pipe:
-            await self._bind(
+        # Different hash slots, each command atomic on its own, sent together. Not one
+        # pipeline: a cluster client refuses scripts in pipelines.
+        early, _ = await asyncio.gather(
+            self._bind(
                 keys=[_binding_key(owner, request_id), _early_key(owner, request_id)],
                 args=[session_id, subject, self._callback_ttl_s],
-                client=pipe,
-            )
-            pipe.set(_session_owner_key(session_id), owner, ex=self._callback_ttl_s)
-            early, _ = await pipe.execute()
+            ),
+            self._redis.set(_session_owner_key(session_id), owner, ex=self._callback_ttl_s),
+        )
         found = []
         for line in cast(list[Any], early):
             claimed_id, event, payload_json = str(line).split("\n", 2)

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
@@ -23,6 +23,9 @@ AUTH_MODES = ("token", "jwt", "gateway")
 JWT_ALGORITHMS = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 )  # fmt: skip
+
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # A live session lasts at most 3 h at Gladia; its record outlives that by a margin.
 GLADIA_MAX_SESSION_S = 3 * 3600
@@ -55,6 +58,10 @@ def _secrets(value: str) -> tuple[Secret, ...]:
     return tuple(Secret(item) for item in CommaSeparatedStrings(value) if item)
 
 
+def _optional_port(value: str | None) -> int | None:
+    return int(value) if value else None
+
+
 def _strings(value: str) -> tuple[str, ...]:
     return tuple(item for item in CommaSeparatedStrings(value) if item)
 
@@ -76,6 +83,9 @@ class Settings:
     redis_connect_timeout_s: float = 1.0
     redis_max_connections: int = 100
     redis_pool_timeout_s: float = 1.0
+    redis_health_check_interval_s: int = 15
+    redis_cluster: bool = False
+    redis_sentinel_password: Secret | None = None
 
     secret_keys: tuple[Secret, ...] = (Secret(DEVELOPMENT_SECRET),)
     service_keys: tuple[Secret, ...] = ()
@@ -128,6 +138,9 @@ class Settings:
     relay_backoff_s: float = 1.0
     relay_max_backoff_s: float = 600.0
     worker_poll_s: float = 1.0
+    log_level: str = "INFO"
+    metrics_port: int | None = None
+    shutdown_timeout_s: int = 15
 
     @property
     def gladia_origin(self) -> str:
@@ -141,6 +154,11 @@ class Settings:
             held.append(self.gladia_api_key)
         if self.relay_secret is not None:
             held.append(self.relay_secret)
+        if self.redis_sentinel_password is not None:
+            held.append(self.redis_sentinel_password)
+        redis_password = urlsplit(self.redis_url or "").password
+        if redis_password:
+            held.append(Secret(unquote(redis_password)))
         return tuple(str(secret) for secret in held if str(secret))
 
 
@@ -184,6 +202,14 @@ def load_settings(
             redis_pool_timeout_s=config(
                 "REDIS_POOL_TIMEOUT_S", cast=float, default=defaults.redis_pool_timeout_s
             ),
+            redis_health_check_interval_s=config(
+                "REDIS_HEALTH_CHECK_INTERVAL_S",
+                cast=int,
+                default=defaults.redis_health_check_interval_s,
+            ),
+            redis_cluster=config("REDIS_CLUSTER", cast=bool, default=False),
+            redis_sentinel_password=config("REDIS_SENTINEL_PASSWORD", cast=Secret, default=None)
+            or None,
             secret_keys=config("BROKER_SECRET_KEYS", cast=_secrets, default=DEVELOPMENT_SECRET),
             service_keys=config("BROKER_SERVICE_KEYS", cast=_secrets, default=()),
             public_url=(config("BROKER_PUBLIC_URL", default=None) or "").rstrip("/") or None,
@@ -274,6 +300,11 @@ def load_settings(
             worker_poll_s=config(
                 "BROKER_WORKER_POLL_S", cast=float, default=defaults.worker_poll_s
             ),
+            log_level=config("LOG_LEVEL", default=defaults.log_level).upper(),
+            metrics_port=config("BROKER_METRICS_PORT", cast=_optional_port, default=""),
+            shutdown_timeout_s=config(
+                "BROKER_SHUTDOWN_TIMEOUT_S", cast=int, default=defaults.shutdown_timeout_s
+            ),
         )
     except (ValueError, KeyError) as exc:
         # Starlette's message names the setting and its value; the value may be a secret.
@@ -311,6 +342,7 @@ def check_consistency(settings: Settings) -> list[str]:
             problems.append(f"{name} must be positive")
     if settings.token_ttl_s > settings.token_max_ttl_s:
         problems.append("BROKER_TOKEN_TTL must not exceed BROKER_TOKEN_MAX_TTL")
+    problems.extend(_check_operations(settings))
     if settings.session_ttl_s < GLADIA_MAX_SESSION_S:
         problems.append("BROKER_SESSION_TTL must cover a whole live session (10800 s or more)")
     problems.extend(_identity_problems(settings))
@@ -444,4 +476,23 @@ def check_for_production(settings: Settings) -> list[str]:
         problems.append("BROKER_JWT_JWKS_URL must be an https URL")
     if settings.lease_ttl_s < GLADIA_MAX_SESSION_S:
         problems.append("BROKER_LEASE_TTL must cover a whole live session (10800 s or more)")
+    return problems
+
+
+def _check_operations(settings: Settings) -> list[str]:
+    """Redis topology, logging and process settings that no run can work with."""
+    problems = []
+    scheme = urlsplit(settings.redis_url or "").scheme
+    if settings.redis_url and scheme not in REDIS_SCHEMES:
+        problems.append(f"REDIS_URL must start with one of {', '.join(REDIS_SCHEMES)}")
+    if settings.redis_cluster and scheme not in ("redis", "rediss"):
+        problems.append("REDIS_CLUSTER needs a redis:// or rediss:// REDIS_URL (a seed node)")
+    if settings.redis_health_check_interval_s < 0:
+        problems.append("REDIS_HEALTH_CHECK_INTERVAL_S must not be negative")
+    if settings.log_level not in LOG_LEVELS:
+        problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    if settings.metrics_port is not None and not 1 <= settings.metrics_port <= 65535:
+        problems.append("BROKER_METRICS_PORT must be a TCP port")
+    if settings.shutdown_timeout_s < 0:
+        problems.append("BROKER_SHUTDOWN_TIMEOUT_S must not be negative")
     return problems

@@ -19,6 +19,13 @@ from tests.support.browser import Browser, Page, running_chromium
 from tests.support.required import missing
 from tests.support.servers import serve_in_thread
 
+
+@pytest.fixture
+def redis_topology(redis_url: str) -> tuple[str, bool]:
+    """These tests read Redis directly, on the single server (the Cluster runs the rest)."""
+    return redis_url, False
+
+
 DEV_USER = "dev-user"
 FINALS = "document.querySelectorAll('#finals li.final').length"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import httpx
+import pytest
 
 from tests.broker.conftest import Simulator
 from tests.support.servers import RedisServer
@@ -16,6 +17,12 @@ from tests.support.servers import RedisServer
 Headers = Callable[[str], dict[str, str]]
 # Sent by redis-py when it opens a connection, not by a request.
 _CONNECTION_SETUP = {"client|setinfo", "client|setname", "client|maint_notifications", "hello"}
+
+
+@pytest.fixture
+def redis_topology(redis_url: str) -> tuple[str, bool]:
+    """Counted on the single server whose INFO commandstats it reads (not on the Cluster)."""
+    return redis_url, False
 
 
 def commands(redis_server: RedisServer) -> Counter[str]:

@@ -27,6 +27,7 @@ from tests.broker.events.conftest import (
     wait_for,
 )
 from tests.simulator.audio import speech
+from tests.support.tampering import tampered
 
 
 def finish(simulator: Simulator, session_id: str) -> None:
@@ -68,10 +69,10 @@ async def test_unknown_tampered_and_foreign_capabilities_are_not_found_and_chang
     alice = mint("alice")
     session_id = await create(broker, alice)
     real = capability_path(simulator, session_id).rsplit("/", 1)[1]
-    tampered = real[:-2] + ("AA" if real[-2:] != "AA" else "BB")
+    tampered_capability = tampered(real)
     user_token = alice["Authorization"].split(" ", 1)[1]
     before = redis_snapshot(redis_url)
-    for capability in ("unknown", "x" * 200, tampered, user_token, real + "x"):
+    for capability in ("unknown", "x" * 200, tampered_capability, user_token, real + "x"):
         answer = await broker.post(
             f"/v1/callbacks/{capability}", json=callback_body(session_id, "live.start_recording")
         )

@@ -3,6 +3,7 @@
 from typing import Any
 
 import httpx
+import pytest
 
 from broker.settings import Settings
 from tests.broker.conftest import Simulator
@@ -17,6 +18,13 @@ from tests.broker.events.conftest import (
     relay_settings,
     wait_for,
 )
+
+
+@pytest.fixture
+def redis_topology(redis_url: str) -> tuple[str, bool]:
+    """These tests read Redis directly, on the single server (the Cluster runs the rest)."""
+    return redis_url, False
+
 
 UTTERANCES = [f"u{number}" for number in range(6)]
 

@@ -26,6 +26,13 @@ from tests.broker.events.conftest import (
 from tests.simulator.audio import speech
 from tests.support.servers import free_port, serve_in_thread
 
+
+@pytest.fixture
+def redis_topology(redis_url: str) -> tuple[str, bool]:
+    """These tests read Redis directly, on the single server (the Cluster runs the rest)."""
+    return redis_url, False
+
+
 CURRENT = "whsec_" + base64.b64encode(b"gladia-webhook-secret-current-00").decode()
 PREVIOUS = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Svix documentation's secret
 UNTRUSTED = "whsec_" + base64.b64encode(b"not-a-secret-the-broker-trusts!!").decode()
