@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The /demo page's browser assets: Gladia's JS SDK from npm, pinned by the lock file.
+DEMO := broker/demo
+DEMO_ASSETS := $(DEMO)/node_modules/.installed
 
-.PHONY: run test bench check fmt clean
+.PHONY: run test bench fmt clean demo-assets optional-demo-assets
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,10 +14,22 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-run: $(BIN)/.installed
+$(DEMO_ASSETS): $(DEMO)/package.json $(DEMO)/package-lock.json
+	npm ci --prefix $(DEMO) --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo-assets: $(DEMO_ASSETS)
+
+# Without npm the demo page still runs; only its JS SDK modes are off (and their test skips,
+# except in CI, where .ci/run installs npm).
+optional-demo-assets:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory demo-assets; \
+	else echo "npm not found: /demo runs without its Gladia JS SDK modes"; fi
+
+run: $(BIN)/.installed optional-demo-assets
 	$(BIN)/broker dev
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed optional-demo-assets
 	$(BIN)/ruff check broker tests
 	$(BIN)/ruff format --check broker tests
 	$(BIN)/mypy
@@ -29,4 +44,4 @@ fmt: $(BIN)/.installed
 	$(BIN)/ruff check --fix broker tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO)/node_modules

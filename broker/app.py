@@ -11,13 +11,23 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
 from broker import errors
 from broker.attempts import AttemptGuardMiddleware
+from broker.callbacks import CallbackCapabilities
+from broker.cors import StrictCORSMiddleware
+from broker.event_store import EventStore
+from broker.events import (
+    RELAY_QUEUE,
+    RESULT_FETCH_POLICY,
+    RESULT_QUEUE,
+    EventIntake,
+    ResultFetcher,
+    StreamSlots,
+)
 from broker.gladia import GladiaClient, open_http_client
 from broker.idempotency import Idempotency
 from broker.identity import (
@@ -27,16 +37,21 @@ from broker.identity import (
     TokenService,
     TrustedProxies,
 )
+from broker.jobs import BackgroundJobs, JobRunner, QueuePolicy
 from broker.jwt_identity import JwksCache, JwtVerifier, open_jwks_client
 from broker.limits import Limits
+from broker.metrics import Metrics
 from broker.observability import AccessLogMiddleware, install_redaction
 from broker.policy import SessionPolicy
 from broker.proxy_headers import ProxyHeadersMiddleware
 from broker.redis_connection import open_redis
-from broker.routes import api_docs, ops, sessions, tokens
+from broker.relay import Relay, open_relay_client
+from broker.routes import api_docs, callbacks, events, facade, ops, sessions, tokens
+from broker.routes.demo import DemoOptions, demo_routes
 from broker.services import Services
 from broker.settings import Settings
 from broker.store import SessionStore
+from broker.webhooks import WebhookVerifier
 
 logger = logging.getLogger("broker")
 
@@ -54,9 +69,16 @@ class MethodNotAllowed(errors.BrokerError):
     title = "Method not allowed"
 
 
+def _render(request: Request, error: errors.BrokerError) -> Response:
+    request_id = str(getattr(request.state, "request_id", "") or "-")
+    return errors.error_response(error, request.url.path, request_id)
+
+
 async def _broker_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.BrokerError)
-    return errors.problem_response(exc)
+    if 400 <= exc.status_code < 500 and not isinstance(exc, errors.UpstreamError):
+        _metrics_of(request).count_refusal(exc)
+    return _render(request, exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -65,7 +87,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         error_class = MethodNotAllowed
     error = error_class() if error_class else errors.BrokerError()
-    response = errors.problem_response(error)
+    if 400 <= error.status_code < 500:
+        _metrics_of(request).count_refusal(error)
+    response = _render(request, error)
     if exc.headers:
         response.headers.update(exc.headers)
     if exc.status_code == 405:
@@ -86,14 +110,20 @@ def _allowed_methods(request: Request) -> str:
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
     logger.error("redis failed: %s", type(exc).__name__)
+    _metrics_of(request).count_redis_error(exc)
     retry_after_s = _settings_of(request).retry_after_s
-    return errors.problem_response(
-        errors.StoreUnavailable("Try again shortly", retry_after_s=retry_after_s)
+    return _render(
+        request, errors.StoreUnavailable("Try again shortly", retry_after_s=retry_after_s)
     )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    return errors.problem_response(errors.BrokerError())
+    return _render(request, errors.BrokerError())
+
+
+def _metrics_of(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
 
 
 def _settings_of(request: Request) -> Settings:
@@ -120,16 +150,66 @@ def _authenticator(
     return Authenticator(tokens, modes=settings.auth_modes, jwt=jwt_verifier, gateway=gateway)
 
 
+def _background_jobs(
+    settings: Settings,
+    event_store: EventStore,
+    store: SessionStore,
+    gladia: GladiaClient,
+    limits: Limits,
+    relay_client: httpx.AsyncClient | None,
+) -> tuple[BackgroundJobs, EventIntake]:
+    """The queues this instance drains (result fetches, the relay) and the intake feeding them."""
+    fetcher = ResultFetcher(store, gladia, limits)
+    fetches = JobRunner(
+        event_store, RESULT_QUEUE, fetcher, RESULT_FETCH_POLICY, settings.worker_poll_s
+    )
+    runners = [fetches]
+    if relay_client is not None:
+        relay_policy = QueuePolicy(
+            lease_s=settings.relay_timeout_s + 5,
+            backoff_s=settings.relay_backoff_s,
+            max_backoff_s=settings.relay_max_backoff_s,
+        )
+        relay = Relay(relay_client, event_store, store, settings)
+        runners.append(
+            JobRunner(event_store, RELAY_QUEUE, relay, relay_policy, settings.worker_poll_s)
+        )
+    intake = EventIntake(
+        event_store,
+        relay_enabled=relay_client is not None,
+        wake_result_fetch=fetches.wake,
+        wake_relay=runners[-1].wake,
+    )
+    return BackgroundJobs(runners), intake
+
+
 def build_routes() -> list[BaseRoute]:
-    return [*sessions.routes, *tokens.routes, *ops.routes, *api_docs.routes]
+    return [
+        *sessions.routes,
+        *events.routes,
+        *callbacks.routes,
+        *facade.routes,
+        *tokens.routes,
+        *ops.routes,
+        *api_docs.routes,
+    ]
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The broker as an ASGI app; its Redis and Gladia clients open and close with the lifespan."""
+def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette:
+    """The broker as an ASGI app; its Redis and Gladia clients open and close with the lifespan.
+
+    `demo` serves the /demo page (what `broker dev` passes); without it, `BROKER_DEMO` decides.
+    """
     install_redaction(settings.all_secrets())
+    metrics = Metrics()
 
+    capabilities = CallbackCapabilities(
+        settings.secret_keys, settings.callback_ttl_s, settings.public_url, settings.callback_events
+    )
     # Read before serving, so a bad BROKER_POLICY_FILE stops `serve` with the field named.
-    policy = SessionPolicy.from_settings(settings)
+    policy = SessionPolicy.from_settings(
+        settings, capabilities.callback_config if capabilities.enabled else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -139,32 +219,59 @@ def create_app(settings: Settings) -> Starlette:
         tokens_service = TokenService(
             settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s
         )
+        relay_client = open_relay_client(settings) if settings.relay_url else None
+        gladia = GladiaClient(http_client, settings, metrics)
+        store = SessionStore(redis_client, settings)
+        limits = Limits(redis_client, settings)
+        # The account's live sessions, as every instance counts them: its leases in Redis.
+        metrics.track_live_sessions(limits.live_leases)
+        event_store = EventStore(redis_client, settings)
+        jobs, intake = _background_jobs(settings, event_store, store, gladia, limits, relay_client)
         app.state.services = Services(
             settings=settings,
             tokens=tokens_service,
             service_keys=ServiceKeys(settings.service_keys),
             authenticator=_authenticator(settings, tokens_service, jwks_client),
             policy=policy,
-            gladia=GladiaClient(http_client, settings),
-            store=SessionStore(redis_client, settings),
-            limits=Limits(redis_client, settings),
+            gladia=gladia,
+            store=store,
+            limits=limits,
             idempotency=Idempotency(redis_client, settings),
+            capabilities=capabilities,
+            webhooks=WebhookVerifier(settings.gladia_webhook_secrets),
+            events=event_store,
+            intake=intake,
+            event_streams=StreamSlots(settings.sse_max_streams),
         )
+        jobs.start()
         try:
             yield
         finally:
+            # uvicorn has stopped accepting and let requests in flight finish (within
+            # BROKER_SHUTDOWN_TIMEOUT_S) before this runs.
+            logger.info("shutting down: closing the Gladia and Redis clients")
+            await jobs.stop()
+            if relay_client is not None:
+                await relay_client.aclose()
             await http_client.close()
             if jwks_client is not None:
                 await jwks_client.aclose()
             await redis_client.aclose()
 
     routes = build_routes()
+    if settings.metrics_port is None:
+        # Otherwise `broker serve` exports them on their own port (create_metrics_app).
+        routes.extend(ops.metrics_routes)
+    if demo is None and settings.demo_enabled:
+        demo = DemoOptions()
+    if demo is not None:
+        routes.extend(demo_routes(demo))
     route_names = {route.endpoint: route.path for route in routes if isinstance(route, Route)}
     middleware = [
         Middleware(ProxyHeadersMiddleware, trusted_proxies=settings.trusted_proxies),
-        Middleware(AccessLogMiddleware, route_names=route_names),
+        Middleware(AccessLogMiddleware, route_names=route_names, metrics=metrics),
         Middleware(
-            CORSMiddleware,
+            StrictCORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["authorization", "content-type", "x-gladia-version", "idempotency-key"],
@@ -185,4 +292,12 @@ def create_app(settings: Settings) -> Starlette:
         },
     )
     app.state.settings = settings
+    app.state.metrics = metrics
+    return app
+
+
+def create_metrics_app(broker_app: Starlette) -> Starlette:
+    """`/metrics` alone, for a port the gateway does not route to; it reads `broker_app`'s."""
+    app = Starlette(routes=list(ops.metrics_routes))
+    app.state.metrics = broker_app.state.metrics
     return app

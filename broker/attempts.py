@@ -6,7 +6,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from broker.errors import TooManyRequests, problem_response
+from broker.errors import TooManyRequests, error_response
 from broker.limits import Limits
 
 # The client surfaces: every route here authenticates a user or a service.
@@ -38,7 +38,8 @@ class AttemptGuardMiddleware:
         try:
             await limits.check_address(address)
         except TooManyRequests as refused:
-            await problem_response(refused)(scope, receive, send)
+            request_id = str(scope.get("state", {}).get("request_id", "-"))
+            await error_response(refused, str(scope["path"]), request_id)(scope, receive, send)
             return
         status = 500
 

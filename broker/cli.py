@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 
 import uvicorn
 from starlette.datastructures import Secret
 from starlette.types import ASGIApp
 
-from broker.app import create_app
+from broker.app import create_app, create_metrics_app
 from broker.identity import TokenService
 from broker.observability import configure_logging
+from broker.routes.demo import DemoOptions
 from broker.settings import (
     Settings,
     SettingsError,
@@ -75,18 +76,53 @@ def _serve(args: argparse.Namespace) -> None:
     problems = check_for_production(settings)
     if problems:
         raise SettingsError("; ".join(problems))
-    configure_logging(json_lines=True, level=os.environ.get("LOG_LEVEL", "INFO"))
-    uvicorn.run(
-        create_app(settings),
+    configure_logging(json_lines=True, level=settings.log_level)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=args.host,
         port=args.port,
         # The app reads X-Forwarded-For itself, trusting BROKER_TRUSTED_PROXIES, so that it still
         # knows the TCP peer when it decides whether to believe the gateway's identity header.
         proxy_headers=False,
+        # On SIGTERM: stop accepting, let requests in flight finish within this bound, then
+        # run the lifespan's shutdown (which closes the Gladia and Redis clients).
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
         access_log=False,
         log_config=None,
         server_header=False,
     )
+    server = uvicorn.Server(config)
+    if settings.metrics_port is None:
+        server.run()
+        return
+    metrics_config = uvicorn.Config(
+        create_metrics_app(app),
+        host=args.host,
+        port=settings.metrics_port,
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
+    asyncio.run(_serve_with_companion(server, _CompanionServer(metrics_config)))
+
+
+class _CompanionServer(uvicorn.Server):
+    """A server that runs beside the main one and stops with it; it takes no signals itself."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve_with_companion(main: uvicorn.Server, companion: uvicorn.Server) -> None:
+    companion_task = asyncio.create_task(companion.serve())
+    try:
+        await main.serve()
+    finally:
+        companion.should_exit = True
+        await companion_task
 
 
 def _mint(args: argparse.Namespace) -> None:
@@ -112,15 +148,19 @@ def _dev(args: argparse.Namespace) -> None:
         gladia_api_key=Secret(simulator_key),
         gladia_api_url=f"http://127.0.0.1:{simulator_port}",
         service_keys=settings.service_keys or (Secret(DEV_SERVICE_KEY),),
+        # The embedded simulator calls back to this broker, so the events API has events.
+        public_url=settings.public_url or f"http://127.0.0.1:{args.port}",
     )
-    configure_logging(json_lines=False, level=os.environ.get("LOG_LEVEL", "INFO"))
-    broker_app = create_app(settings)
+    configure_logging(json_lines=False, level=settings.log_level)
+    broker_app = create_app(settings, DemoOptions(simulator=True, dev_token_subject=DEV_SUBJECT))
     simulator_app = create_simulator_app(SimulatorConfig(api_key=simulator_key))
     print(_dev_banner(settings, args.host, args.port, simulator_port), flush=True)
     servers = [
         _server(broker_app, args.host, args.port),
         _server(simulator_app, "127.0.0.1", simulator_port, log_level="warning"),
     ]
+    if settings.metrics_port is not None:
+        servers.append(_server(create_metrics_app(broker_app), args.host, settings.metrics_port))
     asyncio.run(_serve_together(servers))
 
 
@@ -152,6 +192,7 @@ def _dev_banner(settings: Settings, host: str, port: int, simulator_port: int) -
     return f"""
 Gladia broker, development mode
   broker     {base}
+  demo page  {base}/demo  (microphone → Gladia simulator, plain WebSocket or Gladia's JS SDK)
   Gladia     simulator at http://127.0.0.1:{simulator_port} (no real Gladia is called)
   state      {store}
 
@@ -165,4 +206,6 @@ Try it:
        -H 'content-type: application/json' -d '{{"language_config": {{"languages": ["en"]}}}}'
   curl -s {base}/v1/sessions/SESSION_ID -H "Authorization: Bearer $TOKEN"
   curl -s {base}/v1/sessions/SESSION_ID/result -H "Authorization: Bearer $TOKEN"
+  curl -sN {base}/v1/sessions/SESSION_ID/events -H "Authorization: Bearer $TOKEN" \\
+       -H 'accept: text/event-stream'
 """

@@ -14,6 +14,8 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from redis.exceptions import RedisError
+
 from broker.errors import Conflict, UpstreamError
 from broker.idempotency import Claim, Replay, Settlement, fingerprint, validate_key
 from broker.identity import Subject
@@ -126,6 +128,12 @@ async def _send_and_store(
         with contextlib.suppress(Exception):
             await found.limits.release_lease(subject.key, record.id)
         raise saved
+    try:
+        # After the record: callbacks that came before Gladia's answer are stored against it now.
+        await found.intake.bind(record, subject)
+    except RedisError as exc:
+        # The session is recorded and usable; only its callbacks will not be accepted.
+        logger.warning("callbacks not bound: %s", type(exc).__name__)
     if isinstance(confirmed, BaseException):
         # The session is recorded and usable; its pending leases lapse soon (more permissive
         # for a while, never a second create), so the client still gets its session.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from broker.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
+from broker.metrics import Metrics
+from broker.observability import note_upstream_status
 from broker.settings import Settings
 
 logger = logging.getLogger("broker.gladia")
@@ -108,8 +111,11 @@ def open_http_client(settings: Settings) -> aiohttp.ClientSession:
 class GladiaClient:
     """Gladia Live v2's REST surface, as the broker uses it."""
 
-    def __init__(self, http: aiohttp.ClientSession, settings: Settings) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, settings: Settings, metrics: Metrics | None = None
+    ) -> None:
         self._http = http
+        self._metrics = metrics
         self._total_timeout_s = settings.gladia_total_timeout_s
         self._retry_after_s = settings.retry_after_s
         api = urlsplit(settings.gladia_api_url)
@@ -135,6 +141,8 @@ class GladiaClient:
         except UpstreamError as exc:
             # Gladia said yes: a session may well exist even though its answer is unusable.
             raise exc.with_unknown_outcome() from None
+        if self._metrics is not None:
+            self._metrics.sessions_created.inc()
         return created
 
     async def list_live_sessions(
@@ -171,26 +179,33 @@ class GladiaClient:
         json: Any = None,
         params: Mapping[str, str] | None = None,
     ) -> UpstreamAnswer:
+        started = time.perf_counter()
         try:
             # `sock_read` bounds the gap between bytes; the deadline bounds a server that drips.
             async with asyncio.timeout(self._total_timeout_s):
                 async with await self._request(method, path, json=json, params=params) as response:
                     body = await _read_capped(response)
-                    return UpstreamAnswer(method, response.status, response.headers, body)
+                    answer = UpstreamAnswer(method, response.status, response.headers, body)
         except aiohttp.ConnectionTimeoutError:
             # No connection in time (pool or connect): nothing was sent, so no session exists.
+            self._observe(method, path, "timeout", started)
             logger.warning("gladia %s %s could not connect in time", method, _route(path))
             raise UpstreamTimeout("Gladia did not answer in time") from None
         except aiohttp.ClientConnectorError:
+            self._observe(method, path, "error", started)
             logger.warning("gladia %s %s could not connect", method, _route(path))
             raise UpstreamError("Gladia could not be reached") from None
         except TimeoutError:
+            self._observe(method, path, "timeout", started)
             logger.warning("gladia %s %s timed out", method, _route(path))
             error: UpstreamError = UpstreamTimeout("Gladia did not answer in time")
             raise error.with_unknown_outcome() from None
         except (aiohttp.ClientError, _TooLarge) as exc:
+            self._observe(method, path, "error", started)
             logger.warning("gladia %s %s failed: %s", method, _route(path), type(exc).__name__)
             raise UpstreamError("Gladia could not be reached").with_unknown_outcome() from None
+        self._observe(method, path, answer.status_code, started)
+        return answer
 
     async def _request(
         self,
@@ -209,6 +224,13 @@ class GladiaClient:
             return await self._http.request(
                 method, path, json=json, params=params, allow_redirects=False
             )
+
+    def _observe(self, method: str, path: str, outcome: int | str, started: float) -> None:
+        """Gladia's answer, for the access line and the upstream metrics."""
+        note_upstream_status(outcome)
+        if self._metrics is not None:
+            duration_s = time.perf_counter() - started
+            self._metrics.observe_upstream(method, _route(path), str(outcome), duration_s)
 
     def _failure(self, response: UpstreamAnswer) -> UpstreamError:
         status = response.status_code
@@ -240,12 +262,17 @@ class GladiaClient:
     async def stream_file(self, session_id: str) -> AsyncIterator[UpstreamStream]:
         """The recorded audio, streamed; the caller iterates `aiter_bytes()` inside the context."""
         path = f"{LIVE_PATH}/{session_id}/file"
+        started = time.perf_counter()
         try:
             response = await self._request("GET", path)
         except TimeoutError:
+            self._observe("GET", path, "timeout", started)
             raise UpstreamTimeout("Gladia did not answer in time") from None
         except aiohttp.ClientError:
+            self._observe("GET", path, "error", started)
             raise UpstreamError("Gladia could not be reached") from None
+        # Time to the answer's headers: the audio then streams at the client's pace.
+        self._observe("GET", path, response.status, started)
         try:
             if response.status != 200:
                 try:

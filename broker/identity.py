@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from broker.errors import FieldProblem, InvalidFields, Unauthorized
+from broker.observability import note_subject
 
 logger = logging.getLogger("broker.identity")
 
@@ -234,6 +235,11 @@ class Authenticator:
 
     async def authenticate(self, headers: Headers, peer: str | None = None) -> Subject:
         """The subject of a request's credentials; `peer` is the TCP peer (for `gateway`)."""
+        subject = await self._resolve(headers, peer)
+        note_subject(subject.key)  # the access line names the subject by its hash
+        return subject
+
+    async def _resolve(self, headers: Headers, peer: str | None) -> Subject:
         if self._gateway is not None:
             subject = self._gateway.subject(headers, peer)
             if subject is not None:

@@ -13,24 +13,29 @@ from typing import Any
 from broker.identity import MAX_SUBJECT_LENGTH, SUBJECT_PATTERN
 from broker.policy import MESSAGE_FLAGS
 from broker.policy_rules import PolicyRules
+from broker.routes.events import MAX_PAGE as EVENTS_MAX_PAGE
+from broker.routes.facade import MAX_PAGE as FACADE_MAX_PAGE
+from broker.routes.sessions import MAX_PAGE
 from broker.settings import Settings
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
-MAX_PAGE = 100
 # What a cursor returned by GET /v1/sessions looks like: `<score>:<session id>`.
+EVENT_ID = r"^[0-9]{1,20}-[0-9]{1,20}$"
 CURSOR_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,20})?:.+$"
 
 USER_TOKEN: list[dict[str, list[str]]] = [{"userToken": []}]
 SERVICE_KEY: list[dict[str, list[str]]] = [{"serviceKey": []}]
 
 _ERRORS = {
-    400: "The request cannot be read (malformed JSON, bad query parameter)",
+    400: "The request cannot be read (malformed JSON, bad query parameter); on /v2/, also "
+    "fields that are not allowed (Gladia answers those 400)",
     401: "No valid credential",
     404: "No such session (or not the caller's: the two look the same)",
     429: "A limit is reached (live sessions, creates per minute, failed attempts); see Retry-After",
     405: "The path exists, not with this method",
-    409: "The session is still live at Gladia",
+    403: "The session is still live at Gladia (the /v2/ facade, as Gladia answers)",
+    409: "The session is still live at Gladia, or an Idempotency-Key was spent",
     413: "The body is larger than BROKER_MAX_BODY_BYTES",
     415: "The body is not JSON",
     422: "Fields that are unknown, forbidden or invalid, each named in `errors`",
@@ -53,7 +58,7 @@ def build_openapi(settings: Settings, rules: PolicyRules | None = None) -> dict[
                 "again. Errors are RFC 9457 problem details."
             ),
         },
-        "paths": _paths(),
+        "paths": _paths(rules),
         "components": {
             "securitySchemes": {
                 "userToken": {
@@ -68,12 +73,15 @@ def build_openapi(settings: Settings, rules: PolicyRules | None = None) -> dict[
                 },
             },
             "schemas": _schemas(settings, rules),
-            "responses": {str(status): _problem(text, status) for status, text in _ERRORS.items()},
+            "responses": {
+                **{f"problem{status}": _problem(text, status) for status, text in _ERRORS.items()},
+                **{f"gladia{status}": _envelope(text, status) for status, text in _ERRORS.items()},
+            },
         },
     }
 
 
-def _paths() -> dict[str, Any]:
+def _paths(rules: PolicyRules) -> dict[str, Any]:
     session_id = {
         "name": "session_id",
         "in": "path",
@@ -148,6 +156,148 @@ def _paths() -> dict[str, Any]:
                 parameters=[session_id],
             ),
         },
+        "/v1/sessions/{session_id}/events": {
+            "get": _operation(
+                "getSessionEvents",
+                "The session's events from Gladia, oldest first; SSE with "
+                "Accept: text/event-stream",
+                USER_TOKEN,
+                {
+                    200: {
+                        "description": "OK",
+                        "content": {
+                            JSON: {"schema": {"$ref": "#/components/schemas/EventPage"}},
+                            "text/event-stream": {"schema": {"type": "string"}},
+                        },
+                    }
+                },
+                (400, 401, 404, 429, 503),
+                parameters=[
+                    session_id,
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": EVENT_ID},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": EVENTS_MAX_PAGE},
+                    },
+                ],
+            ),
+        },
+        "/v1/callbacks/{capability}": {
+            "post": _operation(
+                "receiveCallback",
+                "Gladia's per-session callback; the path's capability is its credential",
+                [],
+                {
+                    202: {"description": "Kept until the create it belongs to settles"},
+                    204: {"description": "Stored (or a duplicate)"},
+                },
+                (400, 404, 413, 503),
+                parameters=[
+                    {
+                        "name": "capability",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                    }
+                ],
+                body=("GladiaEvent", False),
+            ),
+        },
+        "/v1/webhooks/gladia": {
+            "post": _operation(
+                "receiveWebhook",
+                "Gladia's account webhook, verified with the Standard Webhooks signature",
+                [],
+                {204: {"description": "Stored (or a duplicate)"}},
+                (400, 401, 404, 413, 503),
+                body=("GladiaEvent", False),
+            ),
+        },
+        "/v2/live": {
+            "post": _operation(
+                "facadeCreate",
+                "Gladia's POST /v2/live, for the official SDKs",
+                USER_TOKEN,
+                {201: _json("FacadeCreated", no_store=True)},
+                (400, 401, 409, 413, 415, 429, 502, 503, 504),
+                body=("CreateSessionRequest", False),
+                parameters=[
+                    {"name": "region", "in": "query", "schema": {"enum": list(rules.regions)}}
+                ],
+                envelope=True,
+            ),
+            "get": _operation(
+                "facadeList",
+                "Gladia's GET /v2/live: the caller's sessions, newest first",
+                USER_TOKEN,
+                {200: _json("FacadePage", no_store=True)},
+                (400, 401, 429, 502, 503, 504),
+                parameters=[
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": FACADE_MAX_PAGE},
+                    },
+                ],
+                envelope=True,
+            ),
+        },
+        "/v2/live/{session_id}": {
+            "get": _operation(
+                "facadeGet",
+                "Gladia's GET /v2/live/{id}, sanitised",
+                USER_TOKEN,
+                {200: _json("Result", no_store=True)},
+                (401, 404, 429, 502, 503, 504),
+                parameters=[session_id],
+                envelope=True,
+            ),
+            "delete": _operation(
+                "facadeDelete",
+                "Gladia's DELETE /v2/live/{id}",
+                USER_TOKEN,
+                {202: {"description": "Deleted"}},
+                (401, 403, 404, 429, 502, 503, 504),
+                parameters=[session_id],
+                envelope=True,
+            ),
+        },
+        "/v2/live/{session_id}/file": {
+            "get": _operation(
+                "facadeFile",
+                "Gladia's GET /v2/live/{id}/file: the recorded audio, streamed",
+                USER_TOKEN,
+                {
+                    200: {
+                        "description": "The audio",
+                        "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+                    }
+                },
+                (401, 404, 429, 502, 503, 504),
+                parameters=[session_id],
+                envelope=True,
+            ),
+        },
+        "/metrics": {
+            "get": _operation(
+                "metrics",
+                "Prometheus metrics (on BROKER_METRICS_PORT when set)",
+                [],
+                {
+                    200: {
+                        "description": "OK",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+                (),
+            )
+        },
         "/healthz": {
             "get": _operation("health", "The process is alive", [], {200: _json("Health")}, ())
         },
@@ -181,10 +331,13 @@ def _operation(
     *,
     body: tuple[str, bool] | None = None,
     parameters: list[dict[str, Any]] | None = None,
+    envelope: bool = False,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {str(status): answer for status, answer in answers.items()}
+    # The /v2/ facade answers errors in Gladia's envelope; everything else in problem+json.
+    family = "gladia" if envelope else "problem"
     for status in (*errors, 405):
-        responses[str(status)] = {"$ref": f"#/components/responses/{status}"}
+        responses[str(status)] = {"$ref": f"#/components/responses/{family}{status}"}
     operation: dict[str, Any] = {
         "operationId": operation_id,
         "summary": summary,
@@ -225,6 +378,12 @@ def _problem(description: str, status: int) -> dict[str, Any]:
         answer["headers"] = {"Allow": {"schema": {"type": "string"}, "required": True}}
     if status in (429, 503):
         answer["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
+    return answer
+
+
+def _envelope(description: str, status: int) -> dict[str, Any]:
+    answer = _problem(description, status)
+    answer["content"] = {JSON: {"schema": {"$ref": "#/components/schemas/GladiaError"}}}
     return answer
 
 
@@ -372,6 +531,51 @@ def _schemas(settings: Settings, rules: PolicyRules) -> dict[str, Any]:
             "type": "object",
             "description": "Gladia's GET /v2/live/{id}, without callback_config or custom_metadata",
         },
+        "EventPage": _closed(
+            {
+                "items": {
+                    "type": "array",
+                    "items": _closed(
+                        {
+                            "id": {"type": "string"},
+                            "event": {"type": "string"},
+                            "source": {"type": "string"},
+                            "received_at": {"type": "string"},
+                            "payload": {},
+                        },
+                        ("id", "event", "source", "received_at", "payload"),
+                    ),
+                },
+                "next_cursor": {"type": "string"},
+                "ended": {"type": "boolean"},
+            },
+            ("items", "next_cursor", "ended"),
+        ),
+        "GladiaEvent": {"type": "object", "description": "What Gladia sends; verified, then kept"},
+        "GladiaError": _closed(
+            {
+                "timestamp": {"type": "string"},
+                "path": {"type": "string"},
+                "request_id": {"type": "string"},
+                "statusCode": {"type": "integer"},
+                "message": {"type": "string"},
+                "validation_errors": {"type": "array", "items": {"type": "string"}},
+            },
+            ("timestamp", "path", "request_id", "statusCode", "message"),
+        ),
+        "FacadeCreated": _closed(
+            {"id": {"type": "string"}, "created_at": timestamp, "url": {"type": "string"}},
+            ("id", "created_at", "url"),
+        ),
+        "FacadePage": _closed(
+            {
+                "first": {"type": "string"},
+                "current": {"type": "string"},
+                "next": {"type": ["string", "null"]},
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
+            },
+            ("first", "current", "next", "items"),
+        ),
         "Health": _closed({"status": {"const": "ok"}}, ("status",)),
         "Readiness": _closed(
             {"status": {"enum": ["ready", "unavailable"]}, "redis": {"enum": ["up", "down"]}},

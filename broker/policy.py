@@ -185,12 +185,21 @@ class _Fields:
         return result
 
 
+# (subject key, request id) -> the `callback` and `callback_config` fields of a create.
+CallbackFields = Callable[[str, str], dict[str, Any]]
+
+
 class SessionPolicy:
     """Which Gladia session configurations clients may ask for."""
 
     def __init__(
-        self, max_channels: int, default_region: str | None, rules: PolicyRules | None = None
+        self,
+        max_channels: int,
+        default_region: str | None,
+        rules: PolicyRules | None = None,
+        callback_fields: CallbackFields | None = None,
     ) -> None:
+        self._callback_fields = callback_fields
         rules = rules or PolicyRules()
         self.rules = replace(rules, max_channels=min(rules.max_channels, max_channels))
         self._default_region = default_region
@@ -204,9 +213,16 @@ class SessionPolicy:
             self._check_preset(preset)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SessionPolicy:
+    def from_settings(
+        cls, settings: Settings, callback_fields: CallbackFields | None = None
+    ) -> SessionPolicy:
         """The policy the settings (and `BROKER_POLICY_FILE`) describe; raises SettingsError."""
-        return cls(settings.max_channels, settings.gladia_region, rules_from_settings(settings))
+        return cls(
+            settings.max_channels,
+            settings.gladia_region,
+            rules_from_settings(settings),
+            callback_fields,
+        )
 
     def build_init_request(
         self, client_body: object, subject_key: str, request_id: str | None = None
@@ -216,9 +232,11 @@ class SessionPolicy:
         region = config.pop("region", None) or self._default_region
         request_id = request_id or uuid.uuid4().hex
         messages_config = {**config.pop("messages_config", {}), "receive_acknowledgments": True}
+        callback = self._callback_fields(subject_key, request_id) if self._callback_fields else {}
         gladia_body = {
             **config,
             "messages_config": messages_config,
+            **callback,
             "custom_metadata": {"broker_request_id": request_id, "broker_subject": subject_key},
         }
         return InitRequest(body=gladia_body, region=region, request_id=request_id)

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from broker.callbacks import CallbackCapabilities
+from broker.event_store import EventStore
+from broker.events import EventIntake, StreamSlots
 from broker.gladia import GladiaClient
 from broker.idempotency import Idempotency
 from broker.identity import Authenticator, ServiceKeys, TokenService
@@ -13,6 +16,7 @@ from broker.limits import Limits
 from broker.policy import SessionPolicy
 from broker.settings import Settings
 from broker.store import SessionStore
+from broker.webhooks import WebhookVerifier
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,11 @@ class Services:
     store: SessionStore
     limits: Limits
     idempotency: Idempotency
+    capabilities: CallbackCapabilities
+    webhooks: WebhookVerifier
+    events: EventStore
+    intake: EventIntake
+    event_streams: StreamSlots
 
 
 def services(request: Request) -> Services:

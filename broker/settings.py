@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
@@ -23,8 +24,30 @@ JWT_ALGORITHMS = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 )  # fmt: skip
 
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 # A live session lasts at most 3 h at Gladia; its record outlives that by a margin.
 GLADIA_MAX_SESSION_S = 3 * 3600
+# Callback categories (the `receive_*` flags of Gladia's `callback_config`, without the prefix).
+CALLBACK_CATEGORIES = (
+    "partial_transcripts",
+    "final_transcripts",
+    "speech_events",
+    "pre_processing_events",
+    "realtime_processing_events",
+    "post_processing_events",
+    "acknowledgments",
+    "errors",
+    "lifecycle_events",
+)
+DEFAULT_CALLBACK_EVENTS = (
+    "final_transcripts,realtime_processing_events,post_processing_events,lifecycle_events"
+)
+# A capability URL lives through the session (3 h), its post-processing and the sender's retries.
+DEFAULT_CALLBACK_TTL_S = GLADIA_MAX_SESSION_S + 3600 + 24 * 3600
+# Processed-markers outlive Svix's retry horizon (about 27.5 h) and manual replays (§1.5 item 5).
+DEFAULT_DEDUPE_TTL_S = 4 * 24 * 3600
 
 
 class SettingsError(ValueError):
@@ -33,6 +56,10 @@ class SettingsError(ValueError):
 
 def _secrets(value: str) -> tuple[Secret, ...]:
     return tuple(Secret(item) for item in CommaSeparatedStrings(value) if item)
+
+
+def _optional_port(value: str | None) -> int | None:
+    return int(value) if value else None
 
 
 def _strings(value: str) -> tuple[str, ...]:
@@ -56,6 +83,9 @@ class Settings:
     redis_connect_timeout_s: float = 1.0
     redis_max_connections: int = 100
     redis_pool_timeout_s: float = 1.0
+    redis_health_check_interval_s: int = 15
+    redis_cluster: bool = False
+    redis_sentinel_password: Secret | None = None
 
     secret_keys: tuple[Secret, ...] = (Secret(DEVELOPMENT_SECRET),)
     service_keys: tuple[Secret, ...] = ()
@@ -71,6 +101,8 @@ class Settings:
     max_channels: int = 8
     sessions_index_max: int = 1000
     retry_after_s: int = 5
+    # `broker serve` serves the /demo page only when this is on; `broker dev` always does.
+    demo_enabled: bool = False
 
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
@@ -91,6 +123,25 @@ class Settings:
     idempotency_ttl_s: int = 24 * 3600
     policy_file: str | None = None
 
+    callback_events: tuple[str, ...] = tuple(DEFAULT_CALLBACK_EVENTS.split(","))
+    callback_ttl_s: int = DEFAULT_CALLBACK_TTL_S
+    callback_max_body_bytes: int = 1024 * 1024
+    dedupe_ttl_s: int = DEFAULT_DEDUPE_TTL_S
+    events_max: int = 10_000
+    events_block_ms: int = 500
+    sse_heartbeat_s: float = 15.0
+    sse_max_streams: int = 50
+    gladia_webhook_secrets: tuple[Secret, ...] = ()
+    relay_url: str | None = None
+    relay_secret: Secret | None = None
+    relay_timeout_s: float = 10.0
+    relay_backoff_s: float = 1.0
+    relay_max_backoff_s: float = 600.0
+    worker_poll_s: float = 1.0
+    log_level: str = "INFO"
+    metrics_port: int | None = None
+    shutdown_timeout_s: int = 15
+
     @property
     def gladia_origin(self) -> str:
         parts = urlsplit(self.gladia_api_url)
@@ -98,9 +149,16 @@ class Settings:
 
     def all_secrets(self) -> tuple[str, ...]:
         """Every secret value the broker holds, for the log redaction layer."""
-        held = [*self.secret_keys, *self.service_keys]
+        held = [*self.secret_keys, *self.service_keys, *self.gladia_webhook_secrets]
         if self.gladia_api_key is not None:
             held.append(self.gladia_api_key)
+        if self.relay_secret is not None:
+            held.append(self.relay_secret)
+        if self.redis_sentinel_password is not None:
+            held.append(self.redis_sentinel_password)
+        redis_password = urlsplit(self.redis_url or "").password
+        if redis_password:
+            held.append(Secret(unquote(redis_password)))
         return tuple(str(secret) for secret in held if str(secret))
 
 
@@ -144,6 +202,14 @@ def load_settings(
             redis_pool_timeout_s=config(
                 "REDIS_POOL_TIMEOUT_S", cast=float, default=defaults.redis_pool_timeout_s
             ),
+            redis_health_check_interval_s=config(
+                "REDIS_HEALTH_CHECK_INTERVAL_S",
+                cast=int,
+                default=defaults.redis_health_check_interval_s,
+            ),
+            redis_cluster=config("REDIS_CLUSTER", cast=bool, default=False),
+            redis_sentinel_password=config("REDIS_SENTINEL_PASSWORD", cast=Secret, default=None)
+            or None,
             secret_keys=config("BROKER_SECRET_KEYS", cast=_secrets, default=DEVELOPMENT_SECRET),
             service_keys=config("BROKER_SERVICE_KEYS", cast=_secrets, default=()),
             public_url=(config("BROKER_PUBLIC_URL", default=None) or "").rstrip("/") or None,
@@ -163,6 +229,7 @@ def load_settings(
                 "BROKER_SESSIONS_INDEX_MAX", cast=int, default=defaults.sessions_index_max
             ),
             retry_after_s=config("BROKER_RETRY_AFTER", cast=int, default=defaults.retry_after_s),
+            demo_enabled=config("BROKER_DEMO", cast=bool, default=False),
             jwt_issuer=config("BROKER_JWT_ISSUER", default=None) or None,
             jwt_audience=config("BROKER_JWT_AUDIENCE", default=None) or None,
             jwt_jwks_url=config("BROKER_JWT_JWKS_URL", default=None) or None,
@@ -200,6 +267,44 @@ def load_settings(
                 "BROKER_IDEMPOTENCY_TTL", cast=int, default=defaults.idempotency_ttl_s
             ),
             policy_file=config("BROKER_POLICY_FILE", default=None) or None,
+            callback_events=config(
+                "BROKER_CALLBACK_EVENTS", cast=_strings, default=DEFAULT_CALLBACK_EVENTS
+            ),
+            callback_ttl_s=config("BROKER_CALLBACK_TTL", cast=int, default=defaults.callback_ttl_s),
+            callback_max_body_bytes=config(
+                "BROKER_CALLBACK_MAX_BODY_BYTES", cast=int, default=defaults.callback_max_body_bytes
+            ),
+            dedupe_ttl_s=config("BROKER_DEDUPE_TTL", cast=int, default=defaults.dedupe_ttl_s),
+            events_max=config("BROKER_EVENTS_MAX", cast=int, default=defaults.events_max),
+            events_block_ms=config(
+                "BROKER_EVENTS_BLOCK_MS", cast=int, default=defaults.events_block_ms
+            ),
+            sse_heartbeat_s=config(
+                "BROKER_SSE_HEARTBEAT_S", cast=float, default=defaults.sse_heartbeat_s
+            ),
+            sse_max_streams=config(
+                "BROKER_SSE_MAX_STREAMS", cast=int, default=defaults.sse_max_streams
+            ),
+            gladia_webhook_secrets=config("GLADIA_WEBHOOK_SECRETS", cast=_secrets, default=""),
+            relay_url=(config("BROKER_RELAY_URL", default=None) or "").strip() or None,
+            relay_secret=config("BROKER_RELAY_SECRET", cast=Secret, default=None) or None,
+            relay_timeout_s=config(
+                "BROKER_RELAY_TIMEOUT_S", cast=float, default=defaults.relay_timeout_s
+            ),
+            relay_backoff_s=config(
+                "BROKER_RELAY_BACKOFF_S", cast=float, default=defaults.relay_backoff_s
+            ),
+            relay_max_backoff_s=config(
+                "BROKER_RELAY_MAX_BACKOFF_S", cast=float, default=defaults.relay_max_backoff_s
+            ),
+            worker_poll_s=config(
+                "BROKER_WORKER_POLL_S", cast=float, default=defaults.worker_poll_s
+            ),
+            log_level=config("LOG_LEVEL", default=defaults.log_level).upper(),
+            metrics_port=config("BROKER_METRICS_PORT", cast=_optional_port, default=""),
+            shutdown_timeout_s=config(
+                "BROKER_SHUTDOWN_TIMEOUT_S", cast=int, default=defaults.shutdown_timeout_s
+            ),
         )
     except (ValueError, KeyError) as exc:
         # Starlette's message names the setting and its value; the value may be a secret.
@@ -237,6 +342,7 @@ def check_consistency(settings: Settings) -> list[str]:
             problems.append(f"{name} must be positive")
     if settings.token_ttl_s > settings.token_max_ttl_s:
         problems.append("BROKER_TOKEN_TTL must not exceed BROKER_TOKEN_MAX_TTL")
+    problems.extend(_check_operations(settings))
     if settings.session_ttl_s < GLADIA_MAX_SESSION_S:
         problems.append("BROKER_SESSION_TTL must cover a whole live session (10800 s or more)")
     problems.extend(_identity_problems(settings))
@@ -250,6 +356,7 @@ def check_consistency(settings: Settings) -> list[str]:
     ):
         if value < 1:
             problems.append(f"{name} must be 1 or more")
+    problems.extend(_callback_problems(settings))
     return problems
 
 
@@ -292,6 +399,56 @@ def _is_network(value: str) -> bool:
     return True
 
 
+def _callback_problems(settings: Settings) -> list[str]:
+    """Callbacks, webhooks, the events API and the relay."""
+    problems = []
+    unknown = [name for name in settings.callback_events if name not in CALLBACK_CATEGORIES]
+    if unknown:
+        problems.append(
+            f"BROKER_CALLBACK_EVENTS must be a list of {', '.join(CALLBACK_CATEGORIES)}"
+        )
+    if settings.callback_ttl_s < GLADIA_MAX_SESSION_S:
+        problems.append("BROKER_CALLBACK_TTL must cover a whole live session (10800 s or more)")
+    for name, value in (
+        ("BROKER_CALLBACK_MAX_BODY_BYTES", settings.callback_max_body_bytes),
+        ("BROKER_DEDUPE_TTL", settings.dedupe_ttl_s),
+        ("BROKER_EVENTS_MAX", settings.events_max),
+        ("BROKER_SSE_MAX_STREAMS", settings.sse_max_streams),
+        ("BROKER_SSE_HEARTBEAT_S", settings.sse_heartbeat_s),
+        ("BROKER_RELAY_TIMEOUT_S", settings.relay_timeout_s),
+        ("BROKER_RELAY_BACKOFF_S", settings.relay_backoff_s),
+        ("BROKER_WORKER_POLL_S", settings.worker_poll_s),
+    ):
+        if value <= 0:
+            problems.append(f"{name} must be positive")
+    # A blocked XREAD must answer before the Redis socket timeout gives up on it.
+    if not 0 < settings.events_block_ms < settings.redis_socket_timeout_s * 1000:
+        problems.append("BROKER_EVENTS_BLOCK_MS must be positive and below REDIS_SOCKET_TIMEOUT_S")
+    for secret in settings.gladia_webhook_secrets:
+        if not _is_webhook_secret(str(secret)):
+            problems.append("GLADIA_WEBHOOK_SECRETS holds a value that is not a whsec_ secret")
+            break
+    if settings.relay_url is not None:
+        if urlsplit(settings.relay_url).scheme not in ("http", "https"):
+            problems.append("BROKER_RELAY_URL must be an http(s) URL")
+        if settings.relay_secret is None:
+            problems.append("BROKER_RELAY_SECRET is required with BROKER_RELAY_URL")
+    if settings.relay_secret is not None and not _is_webhook_secret(str(settings.relay_secret)):
+        problems.append("BROKER_RELAY_SECRET must be a whsec_ secret of 24 to 64 random bytes")
+    return problems
+
+
+def _is_webhook_secret(value: str) -> bool:
+    """A Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 bytes."""
+    if not value.startswith("whsec_"):
+        return False
+    try:
+        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        return False
+    return 24 <= len(key) <= 64
+
+
 def check_for_production(settings: Settings) -> list[str]:
     """What `broker serve` refuses to start with, each naming its setting."""
     problems = []
@@ -319,4 +476,23 @@ def check_for_production(settings: Settings) -> list[str]:
         problems.append("BROKER_JWT_JWKS_URL must be an https URL")
     if settings.lease_ttl_s < GLADIA_MAX_SESSION_S:
         problems.append("BROKER_LEASE_TTL must cover a whole live session (10800 s or more)")
+    return problems
+
+
+def _check_operations(settings: Settings) -> list[str]:
+    """Redis topology, logging and process settings that no run can work with."""
+    problems = []
+    scheme = urlsplit(settings.redis_url or "").scheme
+    if settings.redis_url and scheme not in REDIS_SCHEMES:
+        problems.append(f"REDIS_URL must start with one of {', '.join(REDIS_SCHEMES)}")
+    if settings.redis_cluster and scheme not in ("redis", "rediss"):
+        problems.append("REDIS_CLUSTER needs a redis:// or rediss:// REDIS_URL (a seed node)")
+    if settings.redis_health_check_interval_s < 0:
+        problems.append("REDIS_HEALTH_CHECK_INTERVAL_S must not be negative")
+    if settings.log_level not in LOG_LEVELS:
+        problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    if settings.metrics_port is not None and not 1 <= settings.metrics_port <= 65535:
+        problems.append("BROKER_METRICS_PORT must be a TCP port")
+    if settings.shutdown_timeout_s < 0:
+        problems.append("BROKER_SHUTDOWN_TIMEOUT_S must not be negative")
     return problems

@@ -14,7 +14,7 @@ import json
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as redis
@@ -47,6 +47,15 @@ else
 end
 return 1
 """
+
+# The result, and the record's status moved in place (what events added to it stays), with
+# the result's TTL for both. KEYS: record, result. ARGV: status, TTL, result JSON.
+_SAVE_FINAL = (
+    """
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2])
+"""
+    + _SET_STATUS
+)
 
 _COMPACT = (",", ":")
 
@@ -126,6 +135,11 @@ def _session_key(owner: str, session_id: str) -> str:
     return f"broker:{{{owner}}}:session:{session_id}"
 
 
+def record_key(owner: str, session_id: str) -> str:
+    """The record's key, for scripts of other key families that move its status atomically."""
+    return _session_key(owner, session_id)
+
+
 def _result_key(owner: str, session_id: str) -> str:
     return f"broker:{{{owner}}}:result:{session_id}"
 
@@ -157,6 +171,7 @@ class SessionStore:
         self._index_max = settings.sessions_index_max
         self._save = client.register_script(_SAVE)
         self._set_status = client.register_script(_SET_STATUS)
+        self._save_final = client.register_script(_SAVE_FINAL)
 
     async def save(self, record: SessionRecord) -> None:
         keys = session_keys(record.owner, record.id)
@@ -188,16 +203,14 @@ class SessionStore:
 
     async def save_final_result(self, record: SessionRecord, result: Mapping[str, Any]) -> None:
         """Cache a done or error result, and keep the record as long as the result."""
-        status = str(result.get("status", "done"))
-        final = replace(record, status=status)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(
-                _result_key(record.owner, record.id),
+        await self._save_final(
+            keys=[_session_key(record.owner, record.id), _result_key(record.owner, record.id)],
+            args=[
+                str(result.get("status", "done")),
+                self._result_ttl_s,
                 json.dumps(result, separators=_COMPACT),
-                ex=self._result_ttl_s,
-            )
-            pipe.set(_session_key(record.owner, record.id), final.to_json(), ex=self._result_ttl_s)
-            await pipe.execute()
+            ],
+        )
 
     async def delete(self, record: SessionRecord) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -241,6 +254,32 @@ class SessionStore:
             last_id, last_score = window[-1]
             next_cursor = f"{last_score!r}:{last_id}"
         return SessionPage(records=[r for r in records if r is not None], next_cursor=next_cursor)
+
+    async def list_slice(self, owner: str, offset: int, limit: int) -> SessionPage:
+        """The owner's records, newest first, `limit` of them from position `offset`.
+
+        For Gladia's offset pagination; `next_cursor` is the next offset when more follow.
+        """
+        index_key = _index_key(owner)
+        members = cast(list[str], await self._redis.zrevrange(index_key, offset, offset + limit))
+        window = members[:limit]
+        found = (
+            cast(
+                list[str | None],
+                await self._redis.mget([_session_key(owner, m) for m in window]),
+            )
+            if window
+            else []
+        )
+        records = [
+            SessionRecord.from_json(owner, member, stored) if stored else None
+            for member, stored in zip(window, found, strict=True)
+        ]
+        expired = [member for member, record in zip(window, records, strict=True) if not record]
+        if expired:
+            await self._redis.zrem(index_key, *expired)
+        next_offset = str(offset + limit) if len(members) > limit else None
+        return SessionPage(records=[r for r in records if r is not None], next_cursor=next_offset)
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())

@@ -92,6 +92,7 @@ async def delete_session(request: Request) -> Response:
     record = await owned_record(found, subject, request.path_params["session_id"])
     await found.gladia.delete_live_session(record.id)
     await found.store.delete(record)
+    await found.events.forget(record.owner, record.id, record.request_id)
     await found.limits.release_lease(record.owner, record.id)
     return Response(status_code=204)
 

@@ -50,14 +50,24 @@ def simulator(simulator_server: Simulator) -> Simulator:
     return simulator_server
 
 
+@pytest.fixture(params=["redis-server", "redis-cluster"])
+def redis_topology(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    """Every broker test runs on one real redis-server and on a real three-master Cluster."""
+    if request.param == "redis-cluster":
+        return request.getfixturevalue("redis_cluster_url"), True
+    return request.getfixturevalue("redis_url"), False
+
+
 @pytest.fixture
-def settings(simulator: Simulator, redis_url: str) -> Settings:
+def settings(simulator: Simulator, redis_topology: tuple[str, bool]) -> Settings:
+    redis_url, redis_cluster = redis_topology
     return Settings(
         gladia_api_key=Secret(CANARY_GLADIA_KEY),
         gladia_api_url=simulator.base_url,
         gladia_total_timeout_s=2.0,
         gladia_read_timeout_s=1.5,
         redis_url=redis_url,
+        redis_cluster=redis_cluster,
         secret_keys=(Secret(CANARY_SECRET_KEY),),
         service_keys=(Secret(CANARY_SERVICE_KEY),),
         public_url="https://broker.example",
@@ -137,7 +147,7 @@ def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     caplog.set_level(logging.DEBUG)
     yield
     for record in caplog.records:
-        text = record.getMessage() + (record.exc_text or "")
+        text = record.getMessage() + (record.exc_text or "") + str(getattr(record, "fields", ""))
         for canary in CANARIES:
             assert canary not in text, f"a secret reached the log: {record.name}"
         assert not _UNREDACTED_TOKEN.search(text), f"a session URL reached the log: {record.name}"

@@ -5,6 +5,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from tests.support.tampering import tampered
+
 ROUTES = [
     ("POST", "/v1/sessions"),
     ("GET", "/v1/sessions"),
@@ -36,8 +38,7 @@ async def test_a_tampered_token_gets_the_same_401_as_no_token(
     broker: httpx.AsyncClient, mint: Callable[[str], dict[str, str]]
 ) -> None:
     token = mint("alice")["Authorization"]
-    tampered = {"Authorization": token[:-3] + "xyz"}
-    refused = await broker.get("/v1/sessions", headers=tampered)
+    refused = await broker.get("/v1/sessions", headers={"Authorization": tampered(token)})
     anonymous = await broker.get("/v1/sessions")
     assert refused.status_code == anonymous.status_code == 401
     assert refused.content == anonymous.content

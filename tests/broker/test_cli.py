@@ -106,3 +106,25 @@ def test_dev_runs_the_whole_flow_with_nothing_configured(dev_broker: tuple[str, 
     result = httpx.get(f"{base}/v1/sessions/{session['id']}/result", headers=headers)
     assert result.json()["status"] == "queued"
     assert httpx.get(f"{base}/readyz").status_code == 200
+    # The embedded simulator calls back to the embedded broker: its start_session is an event.
+    deadline = time.monotonic() + 10
+    events: list[str] = []
+    while "live.start_session" not in events and time.monotonic() < deadline:
+        listed = httpx.get(f"{base}/v1/sessions/{session['id']}/events", headers=headers)
+        events = [item["event"] for item in listed.json()["items"]]
+        time.sleep(0.05)
+    assert events == ["live.start_session"]
+
+
+def test_dev_serves_the_demo_page_on_the_simulator_with_a_token_for_this_machine(
+    dev_broker: tuple[str, str],
+) -> None:
+    base, _ = dev_broker
+    assert httpx.get(f"{base}/demo/").status_code == 200
+    config = httpx.get(f"{base}/demo/config.json").json()
+    assert config["simulator"] is True
+    minted = httpx.post(f"{base}/demo/dev-token")
+    assert minted.status_code == 201
+    headers = {"Authorization": f"Bearer {minted.json()['token']}"}
+    created = httpx.post(f"{base}/v2/live", headers=headers, json={})
+    assert created.status_code == 201, created.text

@@ -40,6 +40,12 @@ RECOVERY_S = 1.0
 
 
 @pytest.fixture
+def redis_topology(redis_url: str) -> tuple[str, bool]:
+    """Faults are injected into one redis-server process: these tests run on it alone."""
+    return redis_url, False
+
+
+@pytest.fixture
 def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of its own that fsyncs every write, so a kill loses nothing it answered."""
     server = start_redis_server(

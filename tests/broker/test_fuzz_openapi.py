@@ -13,21 +13,18 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from starlette.datastructures import Secret
 
-from broker.app import create_app
 from broker.identity import TokenService
 from broker.openapi import build_openapi
 from broker.settings import Settings
-from broker.simulator import SimulatorConfig, create_simulator_app
+from tests.bench.processes import start_python
 from tests.broker.conftest import CANARIES, CANARY_GLADIA_KEY, CANARY_SECRET_KEY, CANARY_SERVICE_KEY
-from tests.support.servers import RedisServer, serve_in_thread
+from tests.support.servers import RedisServer, free_port
 
+# What the live broker runs with (passed to `broker serve` as its environment below).
 FUZZ_SETTINGS = Settings(
     gladia_api_key=Secret(CANARY_GLADIA_KEY),
     secret_keys=(Secret(CANARY_SECRET_KEY),),
     service_keys=(Secret(CANARY_SERVICE_KEY),),
-    public_url="https://broker.example",
-    gladia_total_timeout_s=2.0,
-    gladia_read_timeout_s=1.5,
     # The fuzzer is one user at one address: limits high enough to reach the logic behind them.
     max_live_per_subject=1_000_000,
     creates_per_minute=1_000_000,
@@ -58,20 +55,51 @@ class BrokerCredentials:
 
 
 @pytest.fixture(scope="module")
-def live_broker(redis_server: RedisServer) -> Iterator[str]:
-    simulator = create_simulator_app(
-        SimulatorConfig(api_key=CANARY_GLADIA_KEY, max_live_sessions=100_000)
+def live_broker(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`broker serve` and the simulator, each its own process (as deployed), on loopback."""
+    run_dir = tmp_path_factory.mktemp("fuzz")
+    simulator_port, broker_port = free_port(), free_port()
+    simulator = start_python(
+        "simulator",
+        ["-m", "broker.simulator.standalone", "--port", str(simulator_port),
+         f"--api-key={CANARY_GLADIA_KEY}", "--max-live-sessions", "100000"],
+        {},
+        run_dir,
+        base_url=f"http://127.0.0.1:{simulator_port}",
+    )  # fmt: skip
+    broker_url = f"http://127.0.0.1:{broker_port}"
+    broker = start_python(
+        "broker",
+        ["-m", "broker", "serve", "--host", "127.0.0.1", "--port", str(broker_port)],
+        {
+            "GLADIA_API_KEY": CANARY_GLADIA_KEY,
+            "GLADIA_API_URL": simulator.base_url or "",
+            "REDIS_URL": redis_server.url,
+            "BROKER_SECRET_KEYS": CANARY_SECRET_KEY,
+            "BROKER_SERVICE_KEYS": CANARY_SERVICE_KEY,
+            # Gladia's callbacks come back to this broker: nothing leaves the machine.
+            "BROKER_PUBLIC_URL": broker_url,
+            "BROKER_MAX_LIVE_PER_SUBJECT": str(FUZZ_SETTINGS.max_live_per_subject),
+            "BROKER_CREATES_PER_MINUTE": str(FUZZ_SETTINGS.creates_per_minute),
+            "BROKER_ACCOUNT_MAX_LIVE": str(FUZZ_SETTINGS.account_max_live),
+            "BROKER_FAILED_ATTEMPTS_PER_MINUTE": str(FUZZ_SETTINGS.failed_attempts_per_minute),
+            "LOG_LEVEL": "WARNING",
+        },
+        run_dir,
+        base_url=broker_url,
     )
-    with serve_in_thread(simulator) as gladia_url:
-        broker_settings = Settings(
-            **{
-                **FUZZ_SETTINGS.__dict__,
-                "gladia_api_url": gladia_url,
-                "redis_url": redis_server.url,
-            }
-        )
-        with serve_in_thread(create_app(broker_settings)) as broker_url:
-            yield broker_url
+    try:
+        simulator.wait_http("/v2/live", status=401)
+        broker.wait_http("/readyz")
+        yield broker_url
+    finally:
+        broker.stop()
+        simulator.stop()
+        log = broker.log_path.read_text(errors="replace")
+        for canary in CANARIES:
+            assert canary not in log, "a secret reached the broker's log"
 
 
 @schema.parametrize()

@@ -21,9 +21,12 @@ async def stream_with_sdk(created: dict[str, Any], audio: bytes) -> list[Any]:
         LiveV2ConnectSessionOptions(id=created["id"], url=created["url"])
     )
     messages: list[Any] = []
-    ended = asyncio.Event()
+    connected, ended = asyncio.Event(), asyncio.Event()
     session.on("message", messages.append)
+    session.on("connected", lambda _: connected.set())
     session.on("ended", lambda _: ended.set())
+    # SDK 2.2.0 drops a stop_recording sent before its socket opens: wait for the socket.
+    await asyncio.wait_for(connected.wait(), timeout=10)
     for chunk in chunks(audio, CHUNK_BYTES):
         session.send_audio(chunk)
     session.stop_recording()

@@ -40,6 +40,8 @@ async def test_the_upstream_request_is_exactly_the_allow_listed_mapping(
     sent = call.json
     request_id = sent["custom_metadata"]["broker_request_id"]
     assert len(request_id) == 32
+    callback_url = sent["callback_config"].pop("url")
+    assert callback_url.startswith("https://broker.example/v1/callbacks/")
     assert sent == {
         "encoding": "wav/pcm",
         "bit_depth": 16,
@@ -47,6 +49,18 @@ async def test_the_upstream_request_is_exactly_the_allow_listed_mapping(
         "channels": 2,
         "language_config": {"languages": ["fr"], "code_switching": False},
         "messages_config": {"receive_partial_transcripts": True, "receive_acknowledgments": True},
+        "callback": True,
+        "callback_config": {
+            "receive_partial_transcripts": False,
+            "receive_final_transcripts": True,
+            "receive_speech_events": False,
+            "receive_pre_processing_events": False,
+            "receive_realtime_processing_events": True,
+            "receive_post_processing_events": True,
+            "receive_acknowledgments": False,
+            "receive_errors": False,
+            "receive_lifecycle_events": True,
+        },
         "custom_metadata": {
             "broker_request_id": request_id,
             "broker_subject": sent["custom_metadata"]["broker_subject"],

@@ -16,6 +16,9 @@ SECRET = "held-secret-value-1234"
         ("authorization: bEaReR eyJzdWIi.abc", "eyJzdWIi"),
         ("url wss://api.gladia.io/v2/live?token=t0k3n", "t0k3n"),
         ("url ws://127.0.0.1:9/v2/live", "127.0.0.1:9"),
+        ("token eyJzdWIiOiJhIn0.aXsBcD.abcdefghijklmnopqrstuv here", "abcdefghijklmnopqrstuv"),
+        ("POST /v1/callbacks/c4p4b1l1ty 200", "c4p4b1l1ty"),
+        ('{"refresh_token": "r3fr3sh"}', "r3fr3sh"),
     ],
 )
 def test_credentials_in_a_line_are_redacted(line: str, leak: str) -> None:

@@ -85,6 +85,13 @@ def test_a_refused_setting_never_echoes_its_value() -> None:
     assert "sekrit-value" not in str(raised.value)
 
 
+def test_the_demo_page_is_off_under_serve_unless_broker_demo_says_true() -> None:
+    assert load_settings(environ={}, env_file=None).demo_enabled is False
+    assert load_settings(environ={"BROKER_DEMO": "true"}, env_file=None).demo_enabled is True
+    with pytest.raises(SettingsError, match="BROKER_DEMO"):
+        load_settings(environ={"BROKER_DEMO": "maybe"}, env_file=None)
+
+
 def test_limit_and_identity_settings_are_read() -> None:
     settings = load_settings(
         environ={

@@ -5,7 +5,9 @@ from collections.abc import AsyncIterator
 import fakeredis
 import pytest
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 
+from broker.redis_connection import open_redis
 from broker.settings import Settings
 from broker.store import SessionRecord, SessionStore
 
@@ -25,10 +27,20 @@ def record(session_id: str, owner: str = "owner-a", status: str = "created") -> 
     )
 
 
-@pytest.fixture(params=["fakeredis", "redis-server"])
+async def all_keys(client: redis.Redis, pattern: str) -> list[str]:
+    """KEYS on every master: on a cluster, plain KEYS asks one node only."""
+    if isinstance(client, RedisCluster):
+        return list(await client.keys(pattern, target_nodes=RedisCluster.PRIMARIES))
+    return list(await client.keys(pattern))
+
+
+@pytest.fixture(params=["fakeredis", "redis-server", "redis-cluster"])
 async def client(request: pytest.FixtureRequest) -> AsyncIterator[redis.Redis]:
     if request.param == "fakeredis":
         connection = fakeredis.FakeAsyncRedis(decode_responses=True)
+    elif request.param == "redis-cluster":
+        url = request.getfixturevalue("redis_cluster_url")
+        connection = open_redis(Settings(redis_url=url, redis_cluster=True))
     else:
         url = request.getfixturevalue("redis_url")
         connection = redis.Redis.from_url(url, decode_responses=True)
@@ -47,7 +59,7 @@ async def test_every_key_has_a_ttl(client: redis.Redis) -> None:
     store = SessionStore(client, SETTINGS)
     await store.save(record("s1"))
     await store.save_final_result(record("s1"), {"id": "s1", "status": "done"})
-    keys = await client.keys("*")
+    keys = await all_keys(client, "*")
     assert keys
     for key in keys:
         assert await client.ttl(key) > 0, key
@@ -57,7 +69,7 @@ async def test_keys_of_one_owner_share_a_cluster_hash_tag(client: redis.Redis) -
     store = SessionStore(client, SETTINGS)
     await store.save(record("s1"))
     await store.save_final_result(record("s1"), {"id": "s1", "status": "done"})
-    tags = {key[key.index("{") : key.index("}") + 1] for key in await client.keys("*")}
+    tags = {key[key.index("{") : key.index("}") + 1] for key in await all_keys(client, "*")}
     assert tags == {"{owner-a}"}
 
 
@@ -68,14 +80,14 @@ async def test_a_final_result_keeps_the_record_as_long_as_itself(client: redis.R
     loaded = await store.load("owner-a", "s1")
     assert loaded is not None and loaded.status == "done" and loaded.is_final
     assert await store.load_result(loaded) == {"id": "s1", "status": "done"}
-    session_ttls = [await client.ttl(key) for key in await client.keys("*session:s1")]
+    session_ttls = [await client.ttl(key) for key in await all_keys(client, "*session:s1")]
     assert session_ttls[0] > SETTINGS.session_ttl_s
 
 
 async def test_a_status_change_never_revives_an_expired_record(client: redis.Redis) -> None:
     store = SessionStore(client, SETTINGS)
     await store.set_status(record("gone"), "ended")
-    assert await client.keys("*") == []
+    assert await all_keys(client, "*") == []
 
 
 async def test_listing_is_newest_first_with_a_cursor(client: redis.Redis) -> None:
@@ -107,7 +119,7 @@ async def test_delete_removes_record_result_and_index_entry(client: redis.Redis)
     await store.save(record("s1"))
     await store.save_final_result(record("s1"), {"status": "done"})
     await store.delete(record("s1"))
-    assert await client.keys("*") == []
+    assert await all_keys(client, "*") == []
 
 
 async def test_a_status_change_keeps_the_rest_of_the_record_and_its_ttl(
@@ -117,7 +129,7 @@ async def test_a_status_change_keeps_the_rest_of_the_record_and_its_ttl(
     await store.save(record("s1"))
     await store.set_status(record("s1"), "live")
     assert await store.load("owner-a", "s1") == record("s1", status="live")
-    [key] = await client.keys("*session:s1")
+    [key] = await all_keys(client, "*session:s1")
     assert 0 < await client.ttl(key) <= SETTINGS.session_ttl_s
     await store.set_status(record("s1"), "done")
     assert await client.ttl(key) > SETTINGS.session_ttl_s
@@ -128,7 +140,7 @@ async def test_a_record_is_one_compact_string_without_its_key_repeated(
 ) -> None:
     store = SessionStore(client, SETTINGS)
     await store.save(record("s1"))
-    [key] = await client.keys("*session:s1")
+    [key] = await all_keys(client, "*session:s1")
     stored = await client.get(key)
     assert "owner-a" not in stored and '"id"' not in stored
     assert SessionRecord.from_json("owner-a", "s1", stored) == record("s1")

@@ -1,0 +1,145 @@
+"""Prometheus metrics of one app, in the app's own registry.
+
+Labels come from closed sets only: route templates (never a raw path), HTTP methods, status
+codes, Gladia path templates and error class names. No label can carry a user id, a session id,
+a token or a capability, and no label can grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from redis.exceptions import RedisError
+
+logger = logging.getLogger("broker.metrics")
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+# From a cached answer (milliseconds) to a create at Gladia's total deadline (12 s).
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Deliveries from Gladia, told apart by the route template they arrive on.
+CALLBACK_ROUTES = {"/v1/callbacks/": "callback", "/v1/webhooks/": "webhook"}
+LIVE_SESSIONS_SAMPLE_TIMEOUT_S = 1.0
+
+LiveSessionsSource = Callable[[], Awaitable[int]]
+
+
+def method_label(method: str) -> str:
+    """The request method, or `other`: a client can send any token as a method."""
+    return method if method in METHODS else "other"
+
+
+def reason_label(error: Exception) -> str:
+    """A refusal's reason: the error's own `reason`, else its class name in snake case."""
+    reason = getattr(error, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
+
+
+class Metrics:
+    """Every metric the broker exports; one instance per app, so tests can build several."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "broker_http_requests",
+            "Requests answered, by method, route template and status.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "broker_http_request_duration_seconds",
+            "Time to answer a request, by method and route template.",
+            ("method", "route"),
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.upstream_requests = Counter(
+            "broker_upstream_requests",
+            "Calls to Gladia, by method, path template and outcome (status code, timeout, error).",
+            ("method", "path", "outcome"),
+            registry=self.registry,
+        )
+        self.upstream_seconds = Histogram(
+            "broker_upstream_request_duration_seconds",
+            "Time a call to Gladia took, by method and path template.",
+            ("method", "path"),
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.sessions_created = Counter(
+            "broker_sessions_created",
+            "Live sessions Gladia created for the broker (each one is billed).",
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "broker_refusals",
+            "Requests refused with a 4xx, by reason.",
+            ("reason",),
+            registry=self.registry,
+        )
+        self.callbacks = Counter(
+            "broker_callbacks",
+            "Deliveries from Gladia, by kind (callback, webhook) and the status answered.",
+            ("kind", "status"),
+            registry=self.registry,
+        )
+        self.redis_errors = Counter(
+            "broker_redis_errors",
+            "Redis operations that failed, by error class.",
+            ("error",),
+            registry=self.registry,
+        )
+        self._live_sessions: Gauge | None = None
+        self._live_sessions_source: LiveSessionsSource | None = None
+
+    def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
+        method = method_label(method)
+        self.requests.labels(method, route, str(status)).inc()
+        self.request_seconds.labels(method, route).observe(duration_s)
+        for prefix, kind in CALLBACK_ROUTES.items():
+            if route.startswith(prefix):
+                self.callbacks.labels(kind, str(status)).inc()
+
+    def observe_upstream(self, method: str, path: str, outcome: str, duration_s: float) -> None:
+        self.upstream_requests.labels(method_label(method), path, outcome).inc()
+        self.upstream_seconds.labels(method_label(method), path).observe(duration_s)
+
+    def count_refusal(self, error: Exception) -> None:
+        self.refusals.labels(reason_label(error)).inc()
+
+    def count_redis_error(self, error: Exception) -> None:
+        self.redis_errors.labels(type(error).__name__).inc()
+
+    def track_live_sessions(self, source: LiveSessionsSource) -> None:
+        """Export `broker_live_sessions`, read from `source` (account-wide) at each scrape."""
+        if self._live_sessions is None:
+            self._live_sessions = Gauge(
+                "broker_live_sessions",
+                "Live sessions open for the whole account, as Redis counts them.",
+                registry=self.registry,
+            )
+        self._live_sessions_source = source
+
+    async def render(self) -> bytes:
+        """The text exposition format, with the sampled gauges brought up to date first."""
+        if self._live_sessions is not None and self._live_sessions_source is not None:
+            try:
+                async with asyncio.timeout(LIVE_SESSIONS_SAMPLE_TIMEOUT_S):
+                    self._live_sessions.set(await self._live_sessions_source())
+            except (TimeoutError, RedisError, OSError) as exc:  # The scrape still answers.
+                logger.warning("live sessions could not be counted: %s", type(exc).__name__)
+                self.count_redis_error(exc)
+        return generate_latest(self.registry)

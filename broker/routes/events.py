@@ -1,0 +1,103 @@
+"""`GET /v1/sessions/{id}/events`: a session's event history for its owner, as JSON or SSE."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from broker.errors import BadRequest
+from broker.events import END_EVENT, StreamSlots
+from broker.http import NO_STORE, json_response
+from broker.routes.sessions import owned_record
+from broker.services import Services, services
+from broker.store import SessionRecord
+
+MAX_PAGE = 1000
+_STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+
+
+class _HoldingSlot(Response):
+    """An SSE response that gives its slot back however it ends, even if it never started."""
+
+    def __init__(self, response: EventSourceResponse, slots: StreamSlots) -> None:
+        self._response = response
+        self._slots = slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._response(scope, receive, send)
+        finally:
+            self._slots.give_back()
+
+
+def _cursor(value: str | None, name: str) -> str:
+    if value is None or value == "":
+        return "0-0"
+    if not _STREAM_ID.match(value):
+        raise BadRequest(f"{name} is not an event id this API returned")
+    return value
+
+
+async def session_events(request: Request) -> Response:
+    found = services(request)
+    subject = await found.authenticator.authenticate_request(request)
+    record = await owned_record(found, subject, request.path_params["session_id"])
+    if "text/event-stream" in request.headers.get("accept", ""):
+        last_seen = request.headers.get("last-event-id") or request.query_params.get("after")
+        return _follow(found, record, _cursor(last_seen, "Last-Event-ID"))
+    after = _cursor(request.query_params.get("after"), "after")
+    limit_text = request.query_params.get("limit", "100")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}")
+    entries = await found.events.read(record.owner, record.id, after, int(limit_text))
+    ended = await found.events.end_event_id(record.owner, record.id) is not None
+    body = {
+        "items": [entry.to_json() for entry in entries],
+        "next_cursor": entries[-1].id if entries else after,
+        "ended": ended,
+    }
+    return json_response(body, no_store=True)
+
+
+def _follow(found: Services, record: SessionRecord, cursor: str) -> Response:
+    """Server-sent events from `cursor` on, until `live.end_session` (or the session is gone)."""
+    settings = found.settings
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        after = cursor
+        while True:
+            entries = await found.events.wait(
+                record.owner, record.id, after, 100, settings.events_block_ms
+            )
+            for entry in entries:
+                after = entry.id
+                yield ServerSentEvent(data=json.dumps(entry.to_json()), id=entry.id)
+                if entry.event == END_EVENT:
+                    return
+            if not entries:
+                # Quiet: the stream is over if the session ended before `after`, or is gone.
+                if await found.store.load(record.owner, record.id) is None:
+                    return
+                if await found.events.end_event_id(record.owner, record.id) is not None:
+                    return
+
+    response = EventSourceResponse(
+        events(),
+        headers=NO_STORE,
+        ping=settings.sse_heartbeat_s,
+        send_timeout=settings.sse_heartbeat_s * 2,
+    )
+    found.event_streams.take(settings.retry_after_s)
+    return _HoldingSlot(response, found.event_streams)
+
+
+routes = [
+    Route("/v1/sessions/{session_id}/events", session_events, methods=["GET"]),
+]

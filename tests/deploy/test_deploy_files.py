@@ -1,0 +1,341 @@
+"""deploy/: the Dockerfile, compose file, Kubernetes manifests and gateway config name the
+ports, probes and settings that the code really has (Docker cannot run here: they are read)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from starlette.routing import Route
+
+from broker.app import create_app
+from broker.cli import _parser
+from broker.settings import Settings, check_for_production, load_settings
+
+ROOT = Path(__file__).parents[2]
+DEPLOY = ROOT / "deploy"
+KUBERNETES = DEPLOY / "kubernetes"
+SECRETS = {
+    "GLADIA_API_KEY": "placeholder-gladia-key",
+    "BROKER_SECRET_KEYS": "x" * 48,
+    "BROKER_SERVICE_KEYS": "y" * 48,
+}
+
+
+def setting_names_in_code() -> set[str]:
+    source = (ROOT / "broker" / "settings.py").read_text()
+    return set(re.findall(r'config\(\s*"([A-Z0-9_]+)"', source))
+
+
+def setting_names_documented() -> set[str]:
+    text = (ROOT / ".env.example").read_text()
+    return set(re.findall(r"^([A-Z0-9_]+)=", text, flags=re.MULTILINE))
+
+
+def route_paths() -> set[str]:
+    app = create_app(Settings())
+    return {route.path for route in app.routes if isinstance(route, Route)}
+
+
+def kubernetes_objects() -> dict[str, dict[str, Any]]:
+    objects = {}
+    for path in sorted(KUBERNETES.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            objects[document["kind"]] = document
+    return objects
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            instructions.append((keyword.upper(), rest.strip()))
+    return instructions
+
+
+def dockerfile(keyword: str) -> list[str]:
+    return [rest for key, rest in dockerfile_instructions() if key == keyword]
+
+
+def exec_form(value: str) -> list[str]:
+    parsed = yaml.safe_load(value)
+    assert isinstance(parsed, list), f"{value} is not in exec form"
+    return [str(item) for item in parsed]
+
+
+def serve_port(args: list[str]) -> int:
+    """The port `broker <args>` listens on, as the CLI itself reads the arguments."""
+    parsed = _parser().parse_args(args)
+    assert parsed.run.__name__ == "_serve"
+    return int(parsed.port)
+
+
+def gateway_config() -> str:
+    return (DEPLOY / "nginx" / "broker.conf").read_text()
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    return loaded
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def test_every_setting_the_code_reads_is_documented_and_nothing_else() -> None:
+    assert setting_names_documented() == setting_names_in_code()
+
+
+def test_the_example_settings_file_filled_in_as_the_guide_says_passes_serves_checks() -> None:
+    """The guide copies .env.example to broker.env and fills in what serve requires."""
+    filled_in = {**SECRETS, "BROKER_PUBLIC_URL": "https://broker.example.com"}
+    from_compose = compose()["services"]["broker-1"]["environment"]
+    environ = {**filled_in, **{key: str(value) for key, value in from_compose.items()}}
+    settings = load_settings(environ=environ, env_file=ROOT / ".env.example")
+    assert check_for_production(settings) == []
+    assert settings.redis_cluster is False and settings.log_level == "INFO"
+
+
+# --- Dockerfile -----------------------------------------------------------------------------
+
+
+def test_the_image_is_slim_and_runs_as_a_numeric_non_root_user() -> None:
+    bases = dockerfile("FROM")
+    assert bases and all("-slim" in base for base in bases)
+    (user,) = dockerfile("USER")
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and int(uid) > 0 and (not gid or int(gid) > 0)
+
+
+def test_the_image_serves_the_api_port_it_exposes_and_checks_its_health_there() -> None:
+    command = exec_form(dockerfile("ENTRYPOINT")[0]) + exec_form(dockerfile("CMD")[0])
+    assert command[0] == "broker"
+    port = serve_port(command[1:])
+    exposed = {int(item) for line in dockerfile("EXPOSE") for item in line.split()}
+    assert port in exposed
+    (healthcheck,) = dockerfile("HEALTHCHECK")
+    probe = re.search(r"http://127\.0\.0\.1:(\d+)(/\w+)", healthcheck)
+    assert probe, healthcheck
+    assert int(probe.group(1)) == port
+    assert probe.group(2) == "/healthz" and probe.group(2) in route_paths()
+
+
+def test_the_build_context_leaves_out_everything_but_the_package() -> None:
+    lines = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    ignored = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert ignored[0] == "*"
+    assert {line for line in ignored if line.startswith("!")} == {
+        "!pyproject.toml",
+        "!README.md",
+        "!broker/",
+    }
+    copied = " ".join(dockerfile("COPY"))
+    assert ".env" not in copied and "tests" not in copied
+
+
+# --- compose --------------------------------------------------------------------------------
+
+
+def test_compose_runs_two_identical_broker_replicas_redis_and_the_gateway() -> None:
+    services = compose()["services"]
+    assert set(services) == {"broker-1", "broker-2", "redis", "gateway"}
+    assert services["broker-1"] == services["broker-2"]
+    assert (ROOT / services["broker-1"]["build"]["dockerfile"]).is_file()
+    assert services["gateway"]["image"].startswith("nginx:")
+    mount = services["gateway"]["volumes"][0].split(":")
+    assert (DEPLOY / mount[0]).resolve() == DEPLOY / "nginx" / "broker.conf"
+    assert mount[1] == "/etc/nginx/conf.d/default.conf"
+
+
+def test_the_gateway_sends_to_the_replicas_names_and_port_and_publishes_its_listen_port() -> None:
+    config = gateway_config()
+    upstreams = re.findall(r"^\s*server ([\w.-]+):(\d+)", config, flags=re.MULTILINE)
+    image_port = serve_port(exec_form(dockerfile("CMD")[0]))
+    assert sorted(upstreams) == [("broker-1", str(image_port)), ("broker-2", str(image_port))]
+    (listen,) = re.findall(r"^\s*listen (\d+);", config, flags=re.MULTILINE)
+    published = compose()["services"]["gateway"]["ports"][0]
+    assert published.split(":")[-1] == listen
+
+
+def test_compose_trusts_forwarded_headers_from_the_gateway_alone() -> None:
+    document = compose()
+    broker = document["services"]["broker-1"]
+    gateway_address = document["services"]["gateway"]["networks"]["backend"]["ipv4_address"]
+    assert broker["environment"]["BROKER_TRUSTED_PROXIES"] == gateway_address
+
+
+def test_compose_settings_are_real_and_pass_the_production_checks() -> None:
+    broker = compose()["services"]["broker-1"]
+    environment = {key: str(value) for key, value in broker["environment"].items()}
+    assert set(environment) <= setting_names_in_code()
+    redis_host = re.match(r"redis://([\w-]+):", environment["REDIS_URL"])
+    assert redis_host and redis_host.group(1) in compose()["services"]
+    settings = load_settings(
+        environ={**environment, **SECRETS, "BROKER_PUBLIC_URL": "https://b.example"},
+        env_file=None,
+    )
+    assert check_for_production(settings) == []
+    grace_s = int(broker["stop_grace_period"].removesuffix("s"))
+    assert grace_s > settings.shutdown_timeout_s
+    assert broker["env_file"] == "broker.env"
+
+
+# --- Kubernetes -----------------------------------------------------------------------------
+
+
+def test_every_manifest_parses_and_the_kustomization_lists_them_all() -> None:
+    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    files = {path.name for path in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == files
+    assert set(kubernetes_objects()) == {
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+        "Kustomization",
+    }
+
+
+def container() -> dict[str, Any]:
+    containers = kubernetes_objects()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    found: dict[str, Any] = containers[0]
+    return found
+
+
+def config_data() -> dict[str, str]:
+    data: dict[str, str] = kubernetes_objects()["ConfigMap"]["data"]
+    return data
+
+
+def test_the_deployment_listens_where_its_ports_say() -> None:
+    ports = {port["name"]: port["containerPort"] for port in container()["ports"]}
+    assert ports["http"] == serve_port(container()["args"])
+    assert ports["metrics"] == int(config_data()["BROKER_METRICS_PORT"])
+    annotations = kubernetes_objects()["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == ports["metrics"]
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_the_probes_ask_routes_the_broker_has_on_its_api_port() -> None:
+    names = {port["name"] for port in container()["ports"]}
+    paths = route_paths() | {"/metrics"}
+    probes = {kind: container()[kind]["httpGet"] for kind in ("readinessProbe", "livenessProbe")}
+    assert probes["readinessProbe"]["path"] == "/readyz"
+    assert probes["livenessProbe"]["path"] == "/healthz"
+    for probe in [*probes.values(), container()["startupProbe"]["httpGet"]]:
+        assert probe["path"] in paths
+        assert probe["port"] == "http" and probe["port"] in names
+
+
+def test_the_config_map_holds_real_settings_that_pass_the_production_checks() -> None:
+    data = config_data()
+    assert set(data) <= setting_names_in_code()
+    assert not set(data) & set(SECRETS), "secrets belong in the Secret"
+    settings = load_settings(environ={**data, **SECRETS}, env_file=None)
+    assert check_for_production(settings) == []
+    env_from = container()["envFrom"]
+    assert {"configMapRef": {"name": kubernetes_objects()["ConfigMap"]["metadata"]["name"]}} in (
+        env_from
+    )
+    assert {"secretRef": {"name": "broker-secrets"}} in env_from
+    assert "broker-secrets" in (DEPLOY / "README.md").read_text()
+
+
+def test_the_pod_stops_gracefully_within_its_grace_period() -> None:
+    pod = kubernetes_objects()["Deployment"]["spec"]["template"]["spec"]
+    pause = container()["lifecycle"]["preStop"]["exec"]["command"]
+    assert pause[0] == "sleep"
+    shutdown_s = int(config_data()["BROKER_SHUTDOWN_TIMEOUT_S"])
+    assert pod["terminationGracePeriodSeconds"] > int(pause[1]) + shutdown_s
+
+
+def test_the_pod_runs_as_the_images_user_without_privileges() -> None:
+    pod = kubernetes_objects()["Deployment"]["spec"]["template"]["spec"]
+    (user,) = dockerfile("USER")
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert str(pod["securityContext"]["runAsUser"]) == user.split(":")[0]
+    security = container()["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert "memory" in container()["resources"]["limits"]
+    assert set(container()["resources"]["requests"]) == {"cpu", "memory"}
+
+
+def test_service_budget_autoscaler_and_policy_select_the_deployments_pods() -> None:
+    objects = kubernetes_objects()
+    deployment = objects["Deployment"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    port_names = {port["name"] for port in container()["ports"]}
+
+    def selects(selector: dict[str, str]) -> bool:
+        return all(labels.get(key) == value for key, value in selector.items())
+
+    assert selects(deployment["spec"]["selector"]["matchLabels"])
+    assert selects(objects["Service"]["spec"]["selector"])
+    assert {port["targetPort"] for port in objects["Service"]["spec"]["ports"]} <= port_names
+    assert selects(objects["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"])
+    assert selects(objects["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"])
+    hpa = objects["HorizontalPodAutoscaler"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert hpa["minReplicas"] >= 2 == deployment["spec"]["replicas"]
+    assert objects["PodDisruptionBudget"]["spec"]["minAvailable"] < hpa["minReplicas"]
+
+
+def test_the_network_policy_lets_the_gateway_reach_the_api_and_only_monitoring_the_metrics() -> (
+    None
+):
+    ingress = kubernetes_objects()["NetworkPolicy"]["spec"]["ingress"]
+    allowed = {
+        rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: [
+            port["port"] for port in rule["ports"]
+        ]
+        for rule in ingress
+    }
+    assert allowed == {"ingress-nginx": ["http"], "monitoring": ["metrics"]}
+
+
+# --- gateway --------------------------------------------------------------------------------
+
+
+def test_the_gateway_overwrites_forwarded_for_and_caps_bodies_like_the_broker() -> None:
+    config = gateway_config()
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in config
+    assert "$proxy_add_x_forwarded_for" not in config
+    (cap,) = re.findall(r"^\s*client_max_body_size (\d+)k;", config, flags=re.MULTILINE)
+    assert int(cap) * 1024 == Settings().max_body_bytes
+    assert re.search(r"location \^~ /metrics \{\s*return 404;", config)
+    assert "non_idempotent" not in config.replace('do not add "non_idempotent"', "")
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "cp .env.example deploy/broker.env",
+        "docker compose -f deploy/compose.yaml up",
+        "create secret generic broker-secrets",
+        "kubectl apply -k deploy/kubernetes",
+    ],
+)
+def test_the_deploy_guide_gives_each_step(step: str) -> None:
+    guide = (DEPLOY / "README.md").read_text()
+    assert step in guide
+
+
+def test_the_settings_file_of_the_guide_is_kept_out_of_git() -> None:
+    assert "deploy/broker.env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_the_deploy_guide_names_every_setting_serve_requires() -> None:
+    guide = (DEPLOY / "README.md").read_text()
+    for name in ("GLADIA_API_KEY", "BROKER_SECRET_KEYS", "BROKER_PUBLIC_URL", "REDIS_URL"):
+        assert name in guide

@@ -1,0 +1,189 @@
+"""The event store's scripts: bindings, de-duplication, the status machine, job queues."""
+
+import json
+from collections.abc import AsyncIterator
+
+import fakeredis
+import pytest
+import redis.asyncio as redis
+
+from broker.callbacks import Delivery
+from broker.event_store import EARLY_MAX, EventStore, Outcome
+from broker.events import delivery_digest, event_fields, status_after
+from broker.settings import Settings
+from broker.store import SessionRecord, SessionStore
+
+SETTINGS = Settings(events_max=100)
+OWNER = "a" * 32
+REQUEST = "r" * 32
+
+
+def record(session_id: str = "s1", status: str = "created") -> SessionRecord:
+    return SessionRecord(
+        id=session_id,
+        owner=OWNER,
+        url=f"wss://gladia.test/v2/live?token=t-{session_id}",
+        created_at="2026-11-25T10:00:00.000Z",
+        expires_at="2026-11-25T13:00:00.000Z",
+        status=status,
+        messages_config={"receive_acknowledgments": True},
+        request_id=REQUEST,
+    )
+
+
+def delivery(event: str, session_id: str = "s1", **payload: object) -> Delivery:
+    return Delivery(session_id, event, {"type": event.removeprefix("live."), **payload}, "callback")
+
+
+@pytest.fixture(params=["fakeredis", "redis-server"])
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[redis.Redis]:
+    if request.param == "fakeredis":
+        connection = fakeredis.FakeAsyncRedis(decode_responses=True)
+    else:
+        url = request.getfixturevalue("redis_url")
+        connection = redis.Redis.from_url(url, decode_responses=True)
+    yield connection
+    await connection.aclose()
+
+
+@pytest.fixture
+async def stores(client: redis.Redis) -> tuple[SessionStore, EventStore]:
+    sessions, events = SessionStore(client, SETTINGS), EventStore(client, SETTINGS)
+    await sessions.save(record())
+    await events.bind(OWNER, REQUEST, "s1", "alice")
+    return sessions, events
+
+
+async def store(events: EventStore, item: Delivery, request_id: str = REQUEST) -> Outcome:
+    stored = await events.store_callback(OWNER, request_id, item.session_id, event_fields(item))
+    return stored.outcome
+
+
+async def test_an_event_is_stored_once_however_often_it_is_delivered(
+    stores: tuple[SessionStore, EventStore],
+) -> None:
+    _, events = stores
+    item = delivery("live.transcript", data={"id": "u1", "is_final": True})
+    assert [await store(events, item) for _ in range(3)] == [
+        Outcome.STORED,
+        Outcome.DUPLICATE,
+        Outcome.DUPLICATE,
+    ]
+    entries = await events.read(OWNER, "s1", "0-0", 10)
+    assert [(e.event, e.payload["data"]["id"]) for e in entries] == [("live.transcript", "u1")]
+
+
+async def test_the_status_only_moves_forward(stores: tuple[SessionStore, EventStore]) -> None:
+    sessions, events = stores
+    statuses = []
+    for event in ("live.end_recording", "live.start_recording", "live.transcript"):
+        await store(events, delivery(event, data={"n": event}))
+        loaded = await sessions.load(OWNER, "s1")
+        assert loaded is not None
+        statuses.append(loaded.status)
+    assert statuses == ["ended", "ended", "ended"]
+
+
+async def test_a_final_status_is_never_moved_back(stores: tuple[SessionStore, EventStore]) -> None:
+    sessions, events = stores
+    await sessions.save_final_result(record(), {"status": "done"})
+    await store(events, delivery("live.start_recording"))
+    loaded = await sessions.load(OWNER, "s1")
+    assert loaded is not None and loaded.status == "done"
+
+
+async def test_a_body_naming_another_session_changes_nothing(
+    stores: tuple[SessionStore, EventStore], client: redis.Redis
+) -> None:
+    _, events = stores
+    before = {key: await client.type(key) for key in await client.keys("*")}
+    assert await store(events, delivery("live.start_recording", session_id="s2")) == (
+        Outcome.MISMATCH
+    )
+    assert {key: await client.type(key) for key in await client.keys("*")} == before
+    assert await events.read(OWNER, "s1", "0-0", 10) == []
+
+
+async def test_a_deleted_session_is_unknown(stores: tuple[SessionStore, EventStore]) -> None:
+    sessions, events = stores
+    await sessions.delete(record())
+    assert await store(events, delivery("live.start_recording")) == Outcome.UNKNOWN
+
+
+async def test_callbacks_before_the_binding_are_kept_and_returned_by_it(
+    client: redis.Redis,
+) -> None:
+    events = EventStore(client, SETTINGS)
+    early = delivery("live.start_session")
+    assert await store(events, early) == Outcome.EARLY
+    [kept] = await events.bind(OWNER, REQUEST, "s1", "alice")
+    assert (kept.session_id, kept.event) == ("s1", "live.start_session")
+    assert json.loads(kept.payload_json) == early.payload
+    assert await events.bind(OWNER, REQUEST, "s1", "alice") == []
+    assert (await events.binding(OWNER, REQUEST)).subject == "alice"
+    for number in range(100):  # a create that never completes keeps only a few, briefly
+        await store(events, delivery("live.transcript", data={"n": number}), "e" * 32)
+    assert await client.llen(f"broker:{{{OWNER}}}:callback-early:{'e' * 32}") == EARLY_MAX
+    assert 0 < await client.ttl(f"broker:{{{OWNER}}}:callback-early:{'e' * 32}") <= 120
+    assert await events.session_owner("s1") == OWNER
+
+
+async def test_lifecycle_events_are_one_per_session_whatever_the_channel() -> None:
+    by_callback = delivery("live.end_session")
+    by_webhook = Delivery("s1", "live.end_session", {"id": "s1"}, "webhook")
+    assert delivery_digest(by_callback) == delivery_digest(by_webhook)
+    first = delivery("live.transcript", data={"id": "u1"})
+    again = Delivery("s1", "live.transcript", dict(reversed(first.payload.items())), "callback")
+    assert delivery_digest(first) == delivery_digest(again), "key order does not matter"
+    assert delivery_digest(first) != delivery_digest(delivery("live.transcript", data={"id": "u2"}))
+    assert status_after("live.post_final_transcript") == "ended"
+    assert status_after("live.start_session") is None
+
+
+async def test_every_key_has_a_ttl_and_the_owners_hash_tag(
+    stores: tuple[SessionStore, EventStore], client: redis.Redis
+) -> None:
+    _, events = stores
+    await store(events, delivery("live.start_session"), "e" * 32)  # an early one
+    await store(events, delivery("live.end_session"))
+    await events.mark("relay", f"{OWNER}:s1")
+    await events.advance_relay_cursor(OWNER, "s1", "1-0")
+    await events.remember_webhook("msg_1")
+    for key in await client.keys("*"):
+        assert await client.ttl(key) > 0, key
+        if "{" in key and not key.startswith("broker:{jobs}"):
+            assert key.startswith(f"broker:{{{OWNER}}}:"), key
+
+
+async def test_a_queue_keeps_work_that_arrived_while_it_was_being_done(
+    client: redis.Redis,
+) -> None:
+    events = EventStore(client, SETTINGS)
+    await events.mark("q", "m")
+    [(member, generation)] = await events.due("q", 10)
+    await events.mark("q", "m")  # more work, while the first round runs
+    assert not await events.finish("q", member, generation)
+    [(_, newer)] = await events.due("q", 10)
+    assert await events.finish("q", member, newer)
+    assert await events.due("q", 10) == []
+
+
+async def test_failed_work_waits_with_growing_backoff(client: redis.Redis) -> None:
+    events = EventStore(client, SETTINGS)
+    await events.mark("q", "m")
+    assert await events.retry_later("q", "m", 60, 600) == 1
+    assert await events.due("q", 10) == []
+    await events.mark("q", "m")
+    assert await events.due("q", 10) == [], "new work does not cut a backoff short"
+    assert await events.retry_later("q", "m", 60, 600) == 2
+
+
+async def test_a_lease_is_held_by_one_runner_at_a_time(client: redis.Redis) -> None:
+    events = EventStore(client, SETTINGS)
+    assert await events.lock("q", "m", "one", 5)
+    assert not await events.lock("q", "m", "two", 5)
+    assert not await events.renew("q", "m", "two", 5)
+    await events.release("q", "m", "two")
+    assert not await events.lock("q", "m", "two", 5)
+    await events.release("q", "m", "one")
+    assert await events.lock("q", "m", "two", 5)
