@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import redis
@@ -389,6 +390,9 @@ def _measure(bench: Bench, report: Report) -> None:
         options.paced_fraction * broker_sat.rate,
     )
 
+    # Callbacks: Gladia's transcript events posted to the sessions' capability URLs.
+    [callbacks] = _alternate(bench, [("callbacks", bench.broker, callback_requests(bench, client))])
+
     # Memory: the sessions the creates left behind, as the broker wrote them.
     sampled = _sample_sessions(client, 2000)
     parts: dict[str, float] = {}
@@ -406,6 +410,7 @@ def _measure(bench: Bench, report: Report) -> None:
         "create_direct": direct_sat,
         "create_broker_paced": broker_paced,
         "create_direct_paced": direct_paced,
+        "callbacks": callbacks,
     }
     for name, summary in summaries.items():
         report.runs[name] = asdict(summary)
@@ -419,27 +424,34 @@ def _measure(bench: Bench, report: Report) -> None:
     _rows(report, summaries, session_bytes, filled_bytes, rss_mib, stored)
 
 
-CALLBACK_ROUTE = "/v1/callbacks/{capability}"
+CALLBACK_SESSIONS = 1000
+CALLBACKS_PER_SESSION = 60
 
 
-def callbacks_pending_reason() -> str:
-    """Why the callback row is not measured yet.
-
-    PENDING (issue 4). To switch the row on once `POST /v1/callbacks/{capability}` is on main:
-    1. create sessions through the broker (as the create rows do), and read each session's
-       capability the way the callback module builds it (the simulator records the
-       `callback_config.url` the broker sent: `bench.simulator` calls, or mint it directly);
-    2. prepare `PreparedRequest("POST", <that path>, None, <a Gladia callback body for the
-       session, e.g. a transcript event>)` for each, and run `_alternate` on them alone;
-    3. report `rate` against the 2,000/s target and check every answer was 2xx.
-    Nothing here fakes the figure in the meantime.
-    """
-    from broker.app import build_routes
-
-    paths = {getattr(route, "path", "") for route in build_routes()}
-    if CALLBACK_ROUTE in paths:
-        return "PENDING: the callback route exists; its scenario is still to write (harness.py)"
-    return "PENDING: the callback route lands with issue 4"
+def callback_requests(bench: Bench, client: redis.Redis) -> list[PreparedRequest]:
+    """Gladia's transcript callbacks for sessions the creates left, each a distinct event,
+    each to the capability URL the broker gave Gladia (read back from the simulator)."""
+    requests: list[PreparedRequest] = []
+    gladia = httpx.Client(
+        base_url=bench.simulator.base_url or "", headers={"x-gladia-key": bench.gladia_key}
+    )
+    with gladia:
+        for _, session_id in _sample_sessions(client, CALLBACK_SESSIONS):
+            params = gladia.get(f"/v2/live/{session_id}").json()["request_params"]
+            path = urlsplit(params["callback_config"]["url"]).path
+            for n in range(CALLBACKS_PER_SESSION):
+                utterance = {"text": f"word {n}", "start": n, "end": n + 0.5, "language": "en"}
+                body = {
+                    "id": session_id,
+                    "event": "live.transcript",
+                    "payload": {
+                        "data": {"id": f"utt-{n}", "is_final": True, "utterance": utterance}
+                    },
+                }
+                requests.append(PreparedRequest("POST", path, None, json.dumps(body)))
+    # Interleaved across sessions, as many users' sessions would be.
+    requests.sort(key=lambda request: hash(request.body) % 1_000_003)
+    return requests
 
 
 def _url(bench: Bench) -> str:
@@ -515,9 +527,11 @@ def _rows(
         f"{lookup_large.rate:.0f}", f"{lookup.rate:.0f}",
         f"{scale_ratio:.2f}x", "within 10%", _verdict(abs(scale_ratio - 1) <= 0.10),
     ))  # fmt: skip
+    callbacks = runs["callbacks"]
     rows.append(Row(
-        "callbacks ingested per second (one worker)", "pending", "", "", ">= 2000/s",
-        callbacks_pending_reason(),
+        f"callbacks ingested, {c} concurrent senders: per s (server CPU ms/req)",
+        f"{callbacks.rate:.0f} ({callbacks.cpu_ms_per_request:.2f})", "", "", ">= 2000/s",
+        _verdict(callbacks.rate >= 2000 and callbacks.errors == 0),
     ))  # fmt: skip
     rows.append(Row(
         "Redis bytes per live session",
