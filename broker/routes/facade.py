@@ -19,8 +19,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from broker.creation import create_session_record
-from broker.errors import BadRequest, FieldProblem, InvalidFields, NotFound
-from broker.http import json_response, read_json
+from broker.errors import BadRequest, FieldProblem, InvalidFields, NotFound, UpstreamTimeout
+from broker.http import bounded_int, json_response, read_json
 from broker.idempotency import IDEMPOTENCY_HEADER
 from broker.identity import Subject
 from broker.routes.sessions import fetch_result, owned_record
@@ -129,14 +129,21 @@ def page_window(request: Request) -> tuple[int, int]:
         FieldProblem(name, "is not supported by the broker: only offset and limit are")
         for name in sorted(set(params) - LIST_PARAMS)
     ]
-    offset_text, limit_text = params.get("offset", "0"), params.get("limit", str(DEFAULT_PAGE))
-    if not offset_text.isdigit():
-        problems.append(FieldProblem("offset", "must be an integer of 0 or more"))
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
-        problems.append(FieldProblem("limit", f"must be an integer from 1 to {MAX_PAGE}"))
+    # Past the index's cap there is nothing to list; a larger offset is not a page of it.
+    max_offset = services(request).settings.sessions_index_max
+    window = []
+    for name, low, high, default in (
+        ("offset", 0, max_offset, 0),
+        ("limit", 1, MAX_PAGE, DEFAULT_PAGE),
+    ):
+        try:
+            window.append(bounded_int(params.get(name), name, low, high, default))
+        except BadRequest:
+            problems.append(FieldProblem(name, f"must be an integer from {low} to {high}"))
     if problems:
         raise InvalidFields("Invalid query parameters", problems=tuple(problems))
-    return int(offset_text), int(limit_text)
+    offset, limit = window
+    return offset, limit
 
 
 async def results_of(found: Services, records: list[SessionRecord]) -> list[dict[str, Any]]:
@@ -150,7 +157,12 @@ async def results_of(found: Services, records: list[SessionRecord]) -> list[dict
             except NotFound:
                 return None
 
-    fetched = await asyncio.gather(*(one(record) for record in records))
+    # One page is one answer to the client: bounded like a single call to Gladia.
+    try:
+        async with asyncio.timeout(found.settings.gladia_total_timeout_s):
+            fetched = await asyncio.gather(*(one(record) for record in records))
+    except TimeoutError:
+        raise UpstreamTimeout("Gladia did not answer in time") from None
     return [item for item in fetched if item is not None]
 
 

@@ -9,8 +9,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from broker.creation import create_session_record
-from broker.errors import BadRequest, NotFound, UpstreamNotFound
-from broker.http import json_response, read_json
+from broker.errors import NotFound, UpstreamNotFound
+from broker.http import bounded_int, json_response, read_json
 from broker.idempotency import IDEMPOTENCY_HEADER
 from broker.identity import Subject
 from broker.results import public_result
@@ -20,6 +20,8 @@ from broker.store import SessionRecord
 __all__ = ["create_session_record", "fetch_result", "owned_record", "routes", "session_view"]
 
 MAX_PAGE = 100
+# Once recording has ended (end_recording, end_session) reconnecting is pointless.
+URL_STATUSES = frozenset({"created", "recording"})
 
 
 def session_view(record: SessionRecord) -> dict[str, Any]:
@@ -31,7 +33,7 @@ def session_view(record: SessionRecord) -> dict[str, Any]:
         "expires_at": record.expires_at,
         "messages_config": record.messages_config,
     }
-    if not record.is_final:
+    if record.status in URL_STATUSES:
         view["url"] = record.url
     return view
 
@@ -100,12 +102,8 @@ async def delete_session(request: Request) -> Response:
 async def list_sessions(request: Request) -> Response:
     found = services(request)
     subject = await found.authenticator.authenticate_request(request)
-    limit_text = request.query_params.get("limit", "20")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}")
-    page = await found.store.list_page(
-        subject.key, int(limit_text), request.query_params.get("cursor")
-    )
+    limit = bounded_int(request.query_params.get("limit"), "limit", 1, MAX_PAGE, default=20)
+    page = await found.store.list_page(subject.key, limit, request.query_params.get("cursor"))
     items = []
     for record in page.records:
         item = session_view(record)
