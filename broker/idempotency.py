@@ -22,6 +22,7 @@ from typing import Literal
 import redis.asyncio as redis
 
 from broker.errors import Conflict, FieldProblem, InvalidFields
+from broker.limits import LUA_NOW_MS
 from broker.settings import Settings
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -33,15 +34,10 @@ _POLL_MAX_S = 0.2
 
 Settlement = Literal["done", "unknown", "spent", "abandon"]
 
-_NOW = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-"""
-
 # KEYS: the claim. ARGV: fingerprint, token, request id, TTL ms, pending patience ms, unknown
 # patience ms. Returns {outcome, detail}.
 _CLAIM = (
-    _NOW
+    LUA_NOW_MS
     + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
@@ -66,7 +62,7 @@ return {'takeover', previous}
 
 # KEYS: the claim. ARGV: token, settlement, session id (done) or request id (unknown).
 _SETTLE = (
-    _NOW
+    LUA_NOW_MS
     + """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
 if ARGV[2] == 'abandon' then
@@ -82,7 +78,7 @@ return 1
 
 # KEYS: the claim. ARGV: token. Restarts the claim's clock, while it is still this request's.
 _RENEW = (
-    _NOW
+    LUA_NOW_MS
     + """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'since', now)

@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from broker.errors import BadRequest
 from broker.events import END_EVENT, StreamSlots
 from broker.http import NO_STORE, bounded_int, json_response
-from broker.routes.sessions import owned_record
+from broker.lifecycle import owned_record
 from broker.services import Services, services
 from broker.store import SessionRecord
 

@@ -23,7 +23,7 @@ from broker.errors import BadRequest, FieldProblem, InvalidFields, NotFound, Ups
 from broker.http import bounded_int, json_response, read_json
 from broker.idempotency import IDEMPOTENCY_HEADER
 from broker.identity import Subject
-from broker.routes.sessions import fetch_result, owned_record
+from broker.lifecycle import delete_everywhere, fetch_result, owned_record
 from broker.services import Services, services
 from broker.settings import GLADIA_REGIONS
 from broker.store import SessionRecord
@@ -97,10 +97,7 @@ async def list_live_sessions(request: Request) -> Response:
 async def delete_live_session(request: Request) -> Response:
     found, subject = await authenticate(request)
     record = await owned_record(found, subject, request.path_params["session_id"])
-    await found.gladia.delete_live_session(record.id)
-    await found.store.delete(record)
-    await found.events.forget(record.owner, record.id, record.request_id)
-    await found.limits.release_lease(record.owner, record.id)
+    await delete_everywhere(found, record)
     return Response(status_code=202)
 
 
