@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO := broker/demo
 DEMO_ASSETS := $(DEMO)/node_modules/.installed
 
-.PHONY: run test fmt clean demo-assets optional-demo-assets
+.PHONY: run test bench fmt clean demo-assets optional-demo-assets
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(BIN)/.installed optional-demo-assets
 	$(BIN)/ruff format --check broker tests
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The benchmark table of the README (needs redis-server and wrk: apt-get install redis-server wrk).
+bench: $(BIN)/.installed
+	$(BIN)/python -m tests.bench
 
 fmt: $(BIN)/.installed
 	$(BIN)/ruff format broker tests

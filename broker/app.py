@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from broker import errors
 from broker.attempts import AttemptGuardMiddleware
@@ -46,7 +46,7 @@ from broker.policy import SessionPolicy
 from broker.proxy_headers import ProxyHeadersMiddleware
 from broker.redis_connection import open_redis
 from broker.relay import Relay, open_relay_client
-from broker.routes import callbacks, events, facade, ops, sessions, tokens
+from broker.routes import api_docs, callbacks, events, facade, ops, sessions, tokens
 from broker.routes.demo import DemoOptions, demo_routes
 from broker.services import Services
 from broker.settings import Settings
@@ -92,7 +92,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     response = _render(request, error)
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        response.headers["Allow"] = _allowed_methods(request)
     return response
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of every route on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match != Match.NONE:
+                methods.update(route.methods)
+    return ", ".join(sorted(methods))
 
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
@@ -178,6 +191,7 @@ def build_routes() -> list[BaseRoute]:
         *facade.routes,
         *tokens.routes,
         *ops.routes,
+        *api_docs.routes,
     ]
 
 
@@ -239,7 +253,7 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
             await jobs.stop()
             if relay_client is not None:
                 await relay_client.aclose()
-            await http_client.aclose()
+            await http_client.close()
             if jwks_client is not None:
                 await jwks_client.aclose()
             await redis_client.aclose()

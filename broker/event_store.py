@@ -33,11 +33,18 @@ redis.call('EXPIRE', KEYS[3], __DEDUPE_TTL__)
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', __EVENTS_MAX__, '*',
   'event', ARGV[4], 'source', ARGV[5], 'received_at', ARGV[6], 'payload', ARGV[7])
 redis.call('EXPIRE', KEYS[2], __STREAM_TTL__)
-local current = redis.call('HGET', KEYS[1], 'status')
-if ARGV[2] ~= '' and (ranks[ARGV[2]] or 0) > (ranks[current] or 0) then
-  redis.call('HSET', KEYS[1], 'status', ARGV[2])
+-- The record is one JSON string (store.py): move what changed, keep its TTL.
+local record = cjson.decode(redis.call('GET', KEYS[1]))
+local changed = false
+if ARGV[2] ~= '' and (ranks[ARGV[2]] or 0) > (ranks[record['status']] or 0) then
+  record['status'] = ARGV[2]
+  changed = true
 end
-if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'ended_event', id) end
+if ARGV[3] == '1' then
+  record['ended_event'] = id
+  changed = true
+end
+if changed then redis.call('SET', KEYS[1], cjson.encode(record), 'KEEPTTL') end
 return {'stored', id}
 """
 
@@ -358,7 +365,8 @@ class EventStore:
 
     async def end_event_id(self, owner: str, session_id: str) -> str | None:
         """The stream id of the session's `live.end_session`, once it is stored."""
-        value = await self._redis.hget(record_key(owner, session_id), "ended_event")
+        stored = await self._redis.get(record_key(owner, session_id))
+        value = json.loads(stored).get("ended_event") if stored else None
         return str(value) if value is not None else None
 
     async def forget(self, owner: str, session_id: str, request_id: str) -> None:

@@ -128,7 +128,7 @@ class _Fields:
 
     def integer(self, field: str, value: object, low: int, high: int) -> int:
         if isinstance(value, float) and value.is_integer():
-            value = int(value)
+            value = int(value)  # JSON has one number type: 2.0 is 2
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             self.refuse(field, f"must be an integer from {low} to {high}")
             return low

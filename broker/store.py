@@ -1,7 +1,11 @@
 """The only code that names Redis keys: session records in and out, with their TTLs.
 
-Every key of one owner shares the hash tag `{owner}`, so the multi-key transactions below run
-on Redis Cluster too. Nothing is stored without a TTL, and the per-owner index is capped.
+Every key of one owner shares the hash tag `{owner}`, so the multi-key scripts below run on
+Redis Cluster too. Nothing is stored without a TTL, and the per-owner index is capped.
+
+A record is one compact JSON string (`GET`/`SET`), not a hash: a hash holding a session URL
+(longer than Redis's 64-byte listpack limit) is stored as a full hashtable, 908 bytes a
+session against 456 for the string, and one `GET` is the cheapest lookup (README, Performance).
 """
 
 from __future__ import annotations
@@ -20,14 +24,40 @@ from broker.settings import Settings
 
 FINAL_STATUSES = frozenset({"done", "error"})
 
-# Moves a record's status only while the record exists, so an expired record is never revived
-# as a partial hash without a TTL.
-_SET_STATUS = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1])
-if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+# One round trip for the record and its index entry, applied together.
+_SAVE = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[5]) - 1)
+redis.call('EXPIRE', KEYS[2], ARGV[6])
 return 1
 """
+
+# Moves a record's status only while the record exists, so an expired record is never revived
+# without a TTL; a final status gives it the result's TTL.
+_SET_STATUS = """
+local stored = redis.call('GET', KEYS[1])
+if not stored then return 0 end
+local record = cjson.decode(stored)
+record['status'] = ARGV[1]
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], cjson.encode(record), 'EX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], cjson.encode(record), 'KEEPTTL')
+end
+return 1
+"""
+
+# The result, and the record's status moved in place (what events added to it stays), with
+# the result's TTL for both. KEYS: record, result. ARGV: status, TTL, result JSON.
+_SAVE_FINAL = (
+    """
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2])
+"""
+    + _SET_STATUS
+)
+
+_COMPACT = (",", ":")
 
 
 @dataclass(frozen=True)
@@ -47,32 +77,35 @@ class SessionRecord:
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
 
-    def to_hash(self) -> dict[str, str]:
-        return {
-            "id": self.id,
-            "owner": self.owner,
-            "url": self.url,
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "status": self.status,
-            "messages_config": json.dumps(self.messages_config, separators=(",", ":")),
-            "request_id": self.request_id,
-        }
+    def to_json(self) -> str:
+        """The stored form; the id and the owner are the key, so they are not repeated."""
+        return json.dumps(
+            {
+                "status": self.status,
+                "url": self.url,
+                "created_at": self.created_at,
+                "expires_at": self.expires_at,
+                "messages_config": self.messages_config,
+                "request_id": self.request_id,
+            },
+            separators=_COMPACT,
+        )
 
     @classmethod
-    def from_hash(cls, fields: Mapping[str, str]) -> SessionRecord | None:
+    def from_json(cls, owner: str, session_id: str, stored: str) -> SessionRecord | None:
         try:
+            fields = json.loads(stored)
             return cls(
-                id=fields["id"],
-                owner=fields["owner"],
+                id=session_id,
+                owner=owner,
                 url=fields["url"],
                 created_at=fields["created_at"],
                 expires_at=fields["expires_at"],
                 status=fields["status"],
-                messages_config=json.loads(fields["messages_config"]),
+                messages_config=fields["messages_config"],
                 request_id=fields["request_id"],
             )
-        except (KeyError, ValueError):
+        except (KeyError, TypeError, ValueError):
             return None
 
 
@@ -80,6 +113,22 @@ class SessionRecord:
 class SessionPage:
     records: list[SessionRecord]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class SessionKeys:
+    """The keys one session occupies: its record, its cached result, and its owner's index."""
+
+    record: str
+    result: str
+    index: str
+
+
+def session_keys(owner: str, session_id: str) -> SessionKeys:
+    """Where a session lives in Redis, for audits and benchmarks (memory, TTLs)."""
+    return SessionKeys(
+        _session_key(owner, session_id), _result_key(owner, session_id), _index_key(owner)
+    )
 
 
 def _session_key(owner: str, session_id: str) -> str:
@@ -120,23 +169,29 @@ class SessionStore:
         self._session_ttl_s = settings.session_ttl_s
         self._result_ttl_s = settings.result_ttl_s
         self._index_max = settings.sessions_index_max
+        self._save = client.register_script(_SAVE)
         self._set_status = client.register_script(_SET_STATUS)
+        self._save_final = client.register_script(_SAVE_FINAL)
 
     async def save(self, record: SessionRecord) -> None:
-        session_key, index_key = _session_key(record.owner, record.id), _index_key(record.owner)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(session_key, mapping=cast(Any, record.to_hash()))
-            pipe.expire(session_key, self._session_ttl_s)
-            pipe.zadd(index_key, {record.id: time.time()})
-            # The newest entries stay; older ones drop out of the listing, never unbounded.
-            pipe.zremrangebyrank(index_key, 0, -self._index_max - 1)
-            pipe.expire(index_key, max(self._session_ttl_s, self._result_ttl_s))
-            await pipe.execute()
+        keys = session_keys(record.owner, record.id)
+        # The newest entries stay in the index; older ones drop out of the listing.
+        await self._save(
+            keys=[keys.record, keys.index],
+            args=[
+                record.to_json(),
+                self._session_ttl_s,
+                record.id,
+                time.time(),
+                self._index_max,
+                max(self._session_ttl_s, self._result_ttl_s),
+            ],
+        )
 
     async def load(self, owner: str, session_id: str) -> SessionRecord | None:
         """The owner's record, or None when it is missing or belongs to someone else."""
-        fields = cast(dict[str, str], await self._redis.hgetall(_session_key(owner, session_id)))
-        return SessionRecord.from_hash(fields) if fields else None
+        stored = cast(str | None, await self._redis.get(_session_key(owner, session_id)))
+        return SessionRecord.from_json(owner, session_id, stored) if stored else None
 
     async def set_status(self, record: SessionRecord, status: str) -> None:
         ttl_s = self._result_ttl_s if status in FINAL_STATUSES else 0
@@ -148,16 +203,14 @@ class SessionStore:
 
     async def save_final_result(self, record: SessionRecord, result: Mapping[str, Any]) -> None:
         """Cache a done or error result, and keep the record as long as the result."""
-        session_key = _session_key(record.owner, record.id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(
-                _result_key(record.owner, record.id),
-                json.dumps(result, separators=(",", ":")),
-                ex=self._result_ttl_s,
-            )
-            pipe.hset(session_key, "status", str(result.get("status", "done")))
-            pipe.expire(session_key, self._result_ttl_s)
-            await pipe.execute()
+        await self._save_final(
+            keys=[_session_key(record.owner, record.id), _result_key(record.owner, record.id)],
+            args=[
+                str(result.get("status", "done")),
+                self._result_ttl_s,
+                json.dumps(result, separators=_COMPACT),
+            ],
+        )
 
     async def delete(self, record: SessionRecord) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -179,11 +232,18 @@ class SessionStore:
         if after_id is not None:
             entries = [(m, score) for m, score in entries if score < upper or m < after_id]
         window = entries[:limit]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for member, _ in window:
-                pipe.hgetall(_session_key(owner, member))
-            found = await pipe.execute()
-        records = [SessionRecord.from_hash(fields) if fields else None for fields in found]
+        found = (
+            cast(
+                list[str | None],
+                await self._redis.mget([_session_key(owner, m) for m, _ in window]),
+            )
+            if window
+            else []
+        )
+        records = [
+            SessionRecord.from_json(owner, member, stored) if stored else None
+            for (member, _), stored in zip(window, found, strict=True)
+        ]
         expired = [
             member for (member, _), record in zip(window, records, strict=True) if not record
         ]
@@ -203,11 +263,18 @@ class SessionStore:
         index_key = _index_key(owner)
         members = cast(list[str], await self._redis.zrevrange(index_key, offset, offset + limit))
         window = members[:limit]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for member in window:
-                pipe.hgetall(_session_key(owner, member))
-            found = await pipe.execute()
-        records = [SessionRecord.from_hash(fields) if fields else None for fields in found]
+        found = (
+            cast(
+                list[str | None],
+                await self._redis.mget([_session_key(owner, m) for m in window]),
+            )
+            if window
+            else []
+        )
+        records = [
+            SessionRecord.from_json(owner, member, stored) if stored else None
+            for member, stored in zip(window, found, strict=True)
+        ]
         expired = [member for member, record in zip(window, records, strict=True) if not record]
         if expired:
             await self._redis.zrem(index_key, *expired)

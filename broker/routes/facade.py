@@ -35,6 +35,8 @@ logger = logging.getLogger("broker.facade")
 KEY_PLACEHOLDER = "unused"
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+# Far past any user's index (BROKER_SESSIONS_INDEX_MAX); larger numbers are not offsets at all.
+MAX_OFFSET = 1_000_000
 LIST_PARAMS = frozenset({"offset", "limit"})
 # Upstream reads in flight for one list page, so a page never takes the whole Gladia pool.
 LIST_FETCH_CONCURRENCY = 8
@@ -126,11 +128,9 @@ def page_window(request: Request) -> tuple[int, int]:
         FieldProblem(name, "is not supported by the broker: only offset and limit are")
         for name in sorted(set(params) - LIST_PARAMS)
     ]
-    # Past the index's cap there is nothing to list; a larger offset is not a page of it.
-    max_offset = services(request).settings.sessions_index_max
     window = []
     for name, low, high, default in (
-        ("offset", 0, max_offset, 0),
+        ("offset", 0, MAX_OFFSET, 0),
         ("limit", 1, MAX_PAGE, DEFAULT_PAGE),
     ):
         try:

@@ -1,11 +1,14 @@
 """Bad input is a 4xx that says what is wrong, never a 500, and reaches nothing upstream."""
 
-from collections.abc import Callable
+import json
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tests.broker.conftest import Simulator
+from tests.broker.conftest import BrokerFactory, Simulator
 
 
 async def test_malformed_json_is_400(
@@ -129,3 +132,143 @@ async def test_odd_numbers_in_a_query_are_a_400_not_a_500_or_503(
         path = path.replace("any-id", created["id"])
     response = await broker.get(f"{path}?{query}", headers=alice)
     assert response.status_code == 400
+
+
+# --- Every POST route, any body: a 4xx that names the problem, never a 5xx ------------------
+
+SERVICE = {"Authorization": "Bearer canary-service-key-1e9d7c5b3a2f4e6d8c0b"}
+POST_ROUTES = ["/v1/sessions", "/v1/tokens"]
+
+
+def _auth_for(route: str, mint: Callable[[str], dict[str, str]]) -> dict[str, str]:
+    return SERVICE if route == "/v1/tokens" else mint("alice")
+
+
+@pytest.mark.parametrize("route", POST_ROUTES)
+@pytest.mark.parametrize(
+    ("content", "content_type", "status"),
+    [
+        (b'{"sub": ', "application/json", 400),
+        (b"\xff\xfe{}", "application/json", 400),
+        (b'{"sub": "\xc3\x28"}', "application/json", 400),
+        (b"[" * 30_000 + b"]" * 30_000, "application/json", 400),
+        (b'{"a": ' * 5_000 + b"1" + b"}" * 5_000, "application/json", 400),
+        (b'{"sub": 1' + b"0" * 5_000 + b"}", "application/json", 400),
+        (b"sub=alice", "application/x-www-form-urlencoded", 415),
+        (b"<sub>alice</sub>", "application/xml", 415),
+        (b'{"sub": "alice"}', "", 415),
+        (b"[]", "application/json", 422),
+        (b'"alice"', "application/json", 422),
+        (b"null", "application/json", 422),
+        (b"12", "application/json", 422),
+    ],
+)
+async def test_unreadable_or_misdeclared_bodies_are_refused_on_every_post_route(
+    broker: httpx.AsyncClient,
+    mint: Callable[[str], dict[str, str]],
+    simulator: Simulator,
+    route: str,
+    content: bytes,
+    content_type: str,
+    status: int,
+) -> None:
+    headers = {**_auth_for(route, mint), "content-type": content_type}
+    response = await broker.post(route, headers=headers, content=content)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem.get("detail") or problem.get("errors"), "nothing a person can act on"
+    assert simulator.calls() == []
+
+
+@pytest.mark.parametrize("route", POST_ROUTES)
+async def test_an_oversized_body_is_413_on_every_post_route(
+    broker: httpx.AsyncClient, mint: Callable[[str], dict[str, str]], route: str
+) -> None:
+    body = b'{"sub": "' + b"x" * 70_000 + b'"}'
+    headers = {**_auth_for(route, mint), "content-type": "application/json"}
+    response = await broker.post(route, headers=headers, content=body)
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"channels": 1e999},
+        {"endpointing": float("nan")},
+        {"sample_rate": -0.0},
+        {"language_config": {"languages": ["en"] * 11}},
+        {"language_config": {"languages": "en"}},
+        {"messages_config": {"receive_acknowledgments": False}},
+        {"encoding": "wav/alaw", "bit_depth": 16},
+        {"region": "mars-1"},
+        {"channels": True},
+    ],
+)
+async def test_values_outside_the_allow_list_are_422_naming_the_field(
+    broker: httpx.AsyncClient,
+    mint: Callable[[str], dict[str, str]],
+    simulator: Simulator,
+    body: dict[str, object],
+) -> None:
+    headers = {**mint("alice"), "content-type": "application/json"}
+    content = json.dumps(body).encode()  # NaN and Infinity as Python writes them
+    response = await broker.post("/v1/sessions", headers=headers, content=content)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"].split(".")[0] in body
+    assert simulator.calls() == []
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(content=st.binary(max_size=300), route=st.sampled_from(POST_ROUTES))
+async def test_any_bytes_posted_as_json_get_an_answer_below_500(
+    broker: httpx.AsyncClient,
+    mint: Callable[[str], dict[str, str]],
+    content: bytes,
+    route: str,
+) -> None:
+    headers = {**_auth_for(route, mint), "content-type": "application/json"}
+    response = await broker.post(route, headers=headers, content=content)
+    assert response.status_code < 500 or response.status_code in (502, 503, 504)
+    assert response.status_code != 500
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(credential=st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=200))
+async def test_any_credential_is_a_401_never_a_crash(
+    patient_broker: httpx.AsyncClient, credential: str
+) -> None:
+    headers = {"Authorization": b"Bearer " + credential.encode("latin-1")}
+    response = await patient_broker.get("/v1/sessions", headers=headers)
+    assert response.status_code == 401
+
+
+@pytest.fixture
+async def patient_broker(broker_factory: BrokerFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """A broker that does not slow down one address's many failed attempts (the guard would)."""
+    async with broker_factory(failed_attempts_per_minute=1_000_000) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/v1/sessions", "GET, HEAD, POST"),
+        ("PATCH", "/v1/sessions/some-id", "DELETE, GET, HEAD"),
+        ("POST", "/healthz", "GET, HEAD"),
+    ],
+)
+async def test_a_wrong_method_names_every_method_of_the_path(
+    broker: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    response = await broker.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed

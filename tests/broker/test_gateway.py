@@ -57,6 +57,8 @@ def replica_settings(
 def replicas(
     simulator_server: Simulator, redis_server: RedisServer
 ) -> Iterator[tuple[BrokerProcess, BrokerProcess]]:
+    # Whatever earlier modules left in the shared server (live-session leases) must not count.
+    redis_server.client().flushall()
     # The first exports metrics on a port of their own; the second on its main port, which
     # the gateway must then keep to itself.
     first_settings = replica_settings(simulator_server, redis_server, metrics_port=free_port())
@@ -292,6 +294,7 @@ def test_a_replica_logs_the_hashed_subject_and_never_the_user(
 def test_when_a_replica_stops_the_other_serves_every_request_and_no_create_is_repeated(
     simulator: Simulator, redis_server: RedisServer
 ) -> None:
+    redis_server.client().flushall()
     settings = replica_settings(simulator, redis_server, metrics_port=None)
     with (
         running_broker_process(settings) as first,

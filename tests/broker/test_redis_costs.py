@@ -60,21 +60,21 @@ async def test_what_each_request_costs_in_redis(
 
     plain = await cost(redis_server, create)
     # Guard (1 read-only script) + subject admission + account admission (2 scripts)
-    # + the record (MULTI/EXEC) + two lease confirmations + binding the callback URL to the
-    # session (1 script and the session's owner for webhooks, one round trip).
-    assert plain["evalsha"] == 6
-    assert plain["set"] == 1
-    assert plain["multi"] == plain["exec"] == 1
+    # + the record with its index entry (1 script) + two lease confirmations + binding the
+    # callback URL to the session (1 script and the session's owner for webhooks).
+    assert plain["evalsha"] == 7
+    assert plain["set"] == 2  # the record (inside its script) and the webhook owner
+    assert "multi" not in plain and "exec" not in plain
     assert {"zadd", "zremrangebyscore", "zcard", "time"} <= set(plain)
 
     keyed = await cost(redis_server, lambda: keyed_create_fresh(broker, alice))
     # The same, plus claiming the key, renewing the claim just before the send, and settling it.
-    assert keyed["evalsha"] == 9
+    assert keyed["evalsha"] == plain["evalsha"] + 3
 
     replay = await cost(redis_server, keyed_create)
     # Guard + claim (answers "done") + loading the record: no admission, no Gladia call.
     assert replay["evalsha"] == 2
-    assert replay["hgetall"] == 1
+    assert replay["get"] == 1
     assert "zadd" not in replay
 
     async def read() -> int:
@@ -85,7 +85,7 @@ async def test_what_each_request_costs_in_redis(
 
     lookup = await cost(redis_server, read)
     assert lookup["evalsha"] == 1  # the guard, on top of the store's one read
-    assert lookup["hgetall"] == 1
+    assert lookup["get"] == 1
 
     async def missing() -> int:
         return (await broker.get("/v1/sessions/nope", headers=alice)).status_code
@@ -98,7 +98,7 @@ async def test_what_each_request_costs_in_redis(
 
     refused = await cost(redis_server, unauthenticated)
     assert refused["evalsha"] == 2
-    assert "hgetall" not in refused
+    assert "get" not in refused
 
 
 async def keyed_create_fresh(broker: httpx.AsyncClient, alice: dict[str, str]) -> int:

@@ -331,3 +331,8 @@ def test_the_request_id_can_be_chosen_by_the_caller() -> None:
 def test_odd_keys_are_named_quoted_and_short(key: str, named: str) -> None:
     assert refused_fields({key: 1}) == [named]
     assert refused_fields({"messages_config": {key: True}}) == [f"messages_config.{named}"]
+
+
+def test_a_whole_number_written_with_a_decimal_point_is_that_number() -> None:
+    init = SessionPolicy(8, None).build_init_request({"channels": 2.0}, "subject-key")
+    assert init.body["channels"] == 2 and isinstance(init.body["channels"], int)

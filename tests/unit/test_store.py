@@ -120,3 +120,27 @@ async def test_delete_removes_record_result_and_index_entry(client: redis.Redis)
     await store.save_final_result(record("s1"), {"status": "done"})
     await store.delete(record("s1"))
     assert await all_keys(client, "*") == []
+
+
+async def test_a_status_change_keeps_the_rest_of_the_record_and_its_ttl(
+    client: redis.Redis,
+) -> None:
+    store = SessionStore(client, SETTINGS)
+    await store.save(record("s1"))
+    await store.set_status(record("s1"), "live")
+    assert await store.load("owner-a", "s1") == record("s1", status="live")
+    [key] = await all_keys(client, "*session:s1")
+    assert 0 < await client.ttl(key) <= SETTINGS.session_ttl_s
+    await store.set_status(record("s1"), "done")
+    assert await client.ttl(key) > SETTINGS.session_ttl_s
+
+
+async def test_a_record_is_one_compact_string_without_its_key_repeated(
+    client: redis.Redis,
+) -> None:
+    store = SessionStore(client, SETTINGS)
+    await store.save(record("s1"))
+    [key] = await all_keys(client, "*session:s1")
+    stored = await client.get(key)
+    assert "owner-a" not in stored and '"id"' not in stored
+    assert SessionRecord.from_json("owner-a", "s1", stored) == record("s1")

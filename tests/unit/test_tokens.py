@@ -96,3 +96,43 @@ def test_service_keys_are_checked_exactly() -> None:
             keys.check(Headers({"authorization": wrong}))
     with pytest.raises(Unauthorized):
         ServiceKeys(()).check(Headers({"authorization": "Bearer anything"}))
+
+
+def test_a_token_verified_before_still_expires_on_time() -> None:
+    tokens = service()
+    with time_machine.travel(1_800_000_000, tick=False):
+        minted = tokens.mint("user-42", 60)
+        assert tokens.verify(minted.token) == Subject("user-42")
+    with time_machine.travel(1_800_000_059, tick=False):
+        assert tokens.verify(minted.token) == Subject("user-42")
+    with time_machine.travel(1_800_000_061, tick=False), pytest.raises(Unauthorized):
+        tokens.verify(minted.token)
+
+
+def test_a_token_verified_before_is_not_valid_past_the_longest_lifetime() -> None:
+    tokens = service()
+    long_lived = TokenService((KEY,), default_ttl_s=600, max_ttl_s=7200)
+    with time_machine.travel(1_800_000_000, tick=False):
+        minted = long_lived.mint("user-42", 7000)
+        assert tokens.verify(minted.token) == Subject("user-42")
+    with time_machine.travel(1_800_003_601, tick=False), pytest.raises(Unauthorized):
+        tokens.verify(minted.token)
+
+
+def test_a_ttl_written_with_a_decimal_point_is_whole_seconds() -> None:
+    minted = service().mint("user-42", 600.0)
+    assert abs(minted.expires_at.timestamp() - (time.time() + 600)) < 5
+
+
+@pytest.mark.parametrize("subject", ["josé", "山田", "user 42", "\u3000x", "a" * 256])
+def test_subjects_in_any_script_are_accepted(subject: str) -> None:
+    tokens = service()
+    assert tokens.verify(tokens.mint(subject).token) == Subject(subject)
+
+
+@pytest.mark.parametrize(
+    "subject", ["", "   ", "a\nb", "tab\there", "nul\x00", "c1\x85", "a" * 257]
+)
+def test_blank_or_control_character_subjects_are_refused(subject: str) -> None:
+    with pytest.raises(InvalidFields):
+        service().mint(subject)
