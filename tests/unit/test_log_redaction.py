@@ -112,3 +112,41 @@ def test_a_field_cannot_hide_the_lines_own_keys(caplog: pytest.LogCaptureFixture
     entry = json.loads(JsonFormatter().format(caplog.records[-1]))
     assert entry["level"] == "warning"
     assert entry["message"].startswith("payload {")
+
+
+# --- The redactor on single lines (and its fast path for lines that hold nothing) ----------
+
+LINE_SECRET = "held-secret-value-1234"
+
+
+@pytest.mark.parametrize(
+    ("line", "leak"),
+    [
+        (f"failed with {LINE_SECRET} inside", LINE_SECRET),
+        ("GET /x?token=abc123&b=2", "abc123"),
+        ("Authorization: Bearer eyJzdWIi.abc", "eyJzdWIi"),
+        ("authorization: bEaReR eyJzdWIi.abc", "eyJzdWIi"),
+        ("url wss://api.gladia.io/v2/live?token=t0k3n", "t0k3n"),
+        ("url ws://127.0.0.1:9/v2/live", "127.0.0.1:9"),
+        ("token eyJzdWIiOiJhIn0.aXsBcD.abcdefghijklmnopqrstuv here", "abcdefghijklmnopqrstuv"),
+        ("POST /v1/callbacks/c4p4b1l1ty 200", "c4p4b1l1ty"),
+        ('{"refresh_token": "r3fr3sh"}', "r3fr3sh"),
+    ],
+)
+def test_credentials_in_a_line_are_redacted(line: str, leak: str) -> None:
+    redacted = Redactor([LINE_SECRET])(line)
+    assert leak not in redacted
+    assert REDACTED in redacted
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "GET /v1/sessions/{session_id} 200 0.42ms",
+        "POST /v1/callbacks/{capability} 204 3.99ms",
+        "127.0.0.1",
+        "3f9c0a7d2b1e4c5f8a6b9d0e1f2a3b4c",
+    ],
+)
+def test_an_ordinary_access_line_or_field_is_left_as_it_is(line: str) -> None:
+    assert Redactor([LINE_SECRET])(line) == line
