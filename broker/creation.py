@@ -72,6 +72,7 @@ async def _create_claimed(
                 "with a new Idempotency-Key"
             )
         settlement, value = "abandon", ""
+        await found.idempotency.renew(claim)
         await found.limits.admit(subject.key, init.request_id)
         settlement, value = "unknown", init.request_id
         record = await _send_and_store(found, subject, init, region)

@@ -21,9 +21,6 @@ import redis.asyncio as redis
 from broker.settings import Settings
 from broker.store import record_key
 
-# Ranks of the record's status: an event may move it forward, never back.
-_STATUS_RANKS = "{created=0, recording=1, ended=2, done=3, error=3}"
-
 # KEYS: record, stream, seen. ARGV: digest, status, is-end, event, source, received_at, payload.
 # The __NAMES__ are this instance's settings, written into the script once.
 _STORE_EVENT = """

@@ -27,6 +27,7 @@ from broker.event_store import EventFields, EventStore, Outcome, Stored
 from broker.gladia import GladiaClient
 from broker.identity import Subject
 from broker.jobs import JobOutcome, Lease, QueuePolicy
+from broker.lifecycle import finish_if_final
 from broker.limits import Limits
 from broker.results import public_result
 from broker.store import SessionRecord, SessionStore
@@ -217,11 +218,8 @@ class ResultFetcher:
         except UpstreamError:
             return JobOutcome.LATER
         result = public_result(upstream)
-        if result.get("status") not in ("done", "error"):
+        if not await finish_if_final(self._sessions, self._limits, record, result):
             return JobOutcome.LATER
-        await self._sessions.save_final_result(record, result)
-        # Over at Gladia: the session no longer counts against any live limit.
-        await self._limits.release_lease(record.owner, record.id)
         return JobOutcome.DONE
 
 

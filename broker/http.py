@@ -52,5 +52,15 @@ async def read_json(request: Request, max_bytes: int, *, required: bool = True) 
         raise BadRequest(f"The body is not valid JSON ({exc.args[0].split(':')[0]})") from None
 
 
+def bounded_int(text: str | None, name: str, low: int, high: int, default: int) -> int:
+    """A whole-number query parameter within [low, high], or a 400 naming it."""
+    if text is None:
+        return default
+    # isdigit() alone accepts '²' and other digits int() refuses.
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}")
+    return int(text)
+
+
 def json_response(content: Any, status_code: int = 200, *, no_store: bool = False) -> JSONResponse:
     return JSONResponse(content, status_code=status_code, headers=NO_STORE if no_store else None)

@@ -22,6 +22,7 @@ from typing import Literal
 import redis.asyncio as redis
 
 from broker.errors import Conflict, FieldProblem, InvalidFields
+from broker.limits import LUA_NOW_MS
 from broker.settings import Settings
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -33,15 +34,10 @@ _POLL_MAX_S = 0.2
 
 Settlement = Literal["done", "unknown", "spent", "abandon"]
 
-_NOW = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-"""
-
 # KEYS: the claim. ARGV: fingerprint, token, request id, TTL ms, pending patience ms, unknown
 # patience ms. Returns {outcome, detail}.
 _CLAIM = (
-    _NOW
+    LUA_NOW_MS
     + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
@@ -66,7 +62,7 @@ return {'takeover', previous}
 
 # KEYS: the claim. ARGV: token, settlement, session id (done) or request id (unknown).
 _SETTLE = (
-    _NOW
+    LUA_NOW_MS
     + """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
 if ARGV[2] == 'abandon' then
@@ -76,6 +72,16 @@ end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'since', now)
 if ARGV[2] == 'done' then redis.call('HSET', KEYS[1], 'sid', ARGV[3]) end
 if ARGV[2] == 'unknown' then redis.call('HSET', KEYS[1], 'rid', ARGV[3]) end
+return 1
+"""
+)
+
+# KEYS: the claim. ARGV: token. Restarts the claim's clock, while it is still this request's.
+_RENEW = (
+    LUA_NOW_MS
+    + """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'since', now)
 return 1
 """
 )
@@ -137,6 +143,7 @@ class Idempotency:
         self._retry_after_s = settings.retry_after_s
         self._claim = client.register_script(_CLAIM)
         self._settle = client.register_script(_SETTLE)
+        self._renew = client.register_script(_RENEW)
 
     async def begin(
         self, subject_key: str, idempotency_key: str, request_fingerprint: str, request_id: str
@@ -186,6 +193,18 @@ class Idempotency:
             hint_s = int(detail) / 1000 if str(detail).isdigit() else pause_s
             await asyncio.sleep(max(0.001, min(pause_s, hint_s, remaining_s)))
             pause_s = min(pause_s * 2, _POLL_MAX_S)
+
+    async def renew(self, claim: Claim) -> None:
+        """Restart the claim's clock just before Gladia is called; Conflict if it was taken over.
+
+        A takeover waits for Gladia's deadline plus a grace counted from this moment, so it can
+        never reconcile (and create again) while this request's create is still in flight.
+        """
+        if not await self._renew(keys=[claim.key], args=[claim.token]):
+            raise Conflict(
+                f"A newer request with this {IDEMPOTENCY_HEADER} took over",
+                retry_after_s=self._retry_after_s,
+            )
 
     async def settle(self, claim: Claim, settlement: Settlement, value: str = "") -> bool:
         """Record how the claim's create ended; False when another request took it over."""

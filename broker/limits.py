@@ -39,7 +39,7 @@ ACCOUNT_LEASES_KEY = "broker:{account}:leases"
 PENDING_MARGIN_S = 30
 
 # Milliseconds since the epoch from Redis's clock; scripts that call TIME replicate their effects.
-_NOW = """
+LUA_NOW_MS = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 """
@@ -47,7 +47,7 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 # KEYS: subject leases, subject creates. ARGV: member, max live, lease ms, max creates, window ms,
 # key TTL ms. Returns {granted, reason, wait ms}: the window is checked before the live cap.
 _ADMIT_SUBJECT = (
-    _NOW
+    LUA_NOW_MS
     + """
 local member = ARGV[1]
 local window_ms = tonumber(ARGV[5])
@@ -75,7 +75,7 @@ return {1, '', 0}
 
 # KEYS: account leases. ARGV: member, max live, lease ms, key TTL ms.
 _ADMIT_ACCOUNT = (
-    _NOW
+    LUA_NOW_MS
     + """
 local member = ARGV[1]
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -92,7 +92,7 @@ return {1, '', 0}
 
 # KEYS: a lease set. ARGV: pending member, session member, lease ms, key TTL ms.
 _CONFIRM = (
-    _NOW
+    LUA_NOW_MS
     + """
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
@@ -103,7 +103,7 @@ return 1
 
 # KEYS: an address's misses. ARGV: max, window ms. Read-only: {allowed, wait ms}.
 _CHECK_ADDRESS = (
-    _NOW
+    LUA_NOW_MS
     + """
 local since = now - tonumber(ARGV[2])
 local recent = redis.call('ZRANGEBYSCORE', KEYS[1], since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
@@ -116,7 +116,7 @@ return {1, 0}
 
 # KEYS: an address's misses. ARGV: member, max, window ms. Keeps only the newest `max` entries.
 _RECORD_MISS = (
-    _NOW
+    LUA_NOW_MS
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
 redis.call('ZADD', KEYS[1], now, ARGV[1])

@@ -14,6 +14,7 @@ from broker.identity import MAX_SUBJECT_LENGTH, SUBJECT_PATTERN
 from broker.policy import MESSAGE_FLAGS
 from broker.policy_rules import PolicyRules
 from broker.routes.events import MAX_PAGE as EVENTS_MAX_PAGE
+from broker.routes.facade import MAX_OFFSET as FACADE_MAX_OFFSET
 from broker.routes.facade import MAX_PAGE as FACADE_MAX_PAGE
 from broker.routes.sessions import MAX_PAGE
 from broker.settings import Settings
@@ -238,7 +239,11 @@ def _paths(rules: PolicyRules) -> dict[str, Any]:
                 {200: _json("FacadePage", no_store=True)},
                 (400, 401, 429, 502, 503, 504),
                 parameters=[
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": FACADE_MAX_OFFSET},
+                    },
                     {
                         "name": "limit",
                         "in": "query",

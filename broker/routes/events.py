@@ -14,8 +14,8 @@ from starlette.types import Receive, Scope, Send
 
 from broker.errors import BadRequest
 from broker.events import END_EVENT, StreamSlots
-from broker.http import NO_STORE, json_response
-from broker.routes.sessions import owned_record
+from broker.http import NO_STORE, bounded_int, json_response
+from broker.lifecycle import owned_record
 from broker.services import Services, services
 from broker.store import SessionRecord
 
@@ -40,7 +40,8 @@ class _HoldingSlot(Response):
 def _cursor(value: str | None, name: str) -> str:
     if value is None or value == "":
         return "0-0"
-    if not _STREAM_ID.match(value):
+    # Redis stream ids are two unsigned 64-bit numbers; a larger one is not an id at all.
+    if not _STREAM_ID.match(value) or any(int(part) >= 2**64 for part in value.split("-")):
         raise BadRequest(f"{name} is not an event id this API returned")
     return value
 
@@ -50,13 +51,14 @@ async def session_events(request: Request) -> Response:
     subject = await found.authenticator.authenticate_request(request)
     record = await owned_record(found, subject, request.path_params["session_id"])
     if "text/event-stream" in request.headers.get("accept", ""):
-        last_seen = request.headers.get("last-event-id") or request.query_params.get("after")
-        return _follow(found, record, _cursor(last_seen, "Last-Event-ID"))
+        if request.headers.get("last-event-id"):
+            cursor = _cursor(request.headers["last-event-id"], "Last-Event-ID")
+        else:
+            cursor = _cursor(request.query_params.get("after"), "after")
+        return _follow(found, record, cursor)
     after = _cursor(request.query_params.get("after"), "after")
-    limit_text = request.query_params.get("limit", "100")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}")
-    entries = await found.events.read(record.owner, record.id, after, int(limit_text))
+    limit = bounded_int(request.query_params.get("limit"), "limit", 1, MAX_PAGE, default=100)
+    entries = await found.events.read(record.owner, record.id, after, limit)
     ended = await found.events.end_event_id(record.owner, record.id) is not None
     body = {
         "items": [entry.to_json() for entry in entries],

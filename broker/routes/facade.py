@@ -19,11 +19,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from broker.creation import create_session_record
-from broker.errors import BadRequest, FieldProblem, InvalidFields, NotFound
-from broker.http import json_response, read_json
+from broker.errors import BadRequest, FieldProblem, InvalidFields, NotFound, UpstreamTimeout
+from broker.http import bounded_int, json_response, read_json
 from broker.idempotency import IDEMPOTENCY_HEADER
 from broker.identity import Subject
-from broker.routes.sessions import fetch_result, owned_record
+from broker.lifecycle import delete_everywhere, fetch_result, owned_record
 from broker.services import Services, services
 from broker.settings import GLADIA_REGIONS
 from broker.store import SessionRecord
@@ -35,6 +35,8 @@ logger = logging.getLogger("broker.facade")
 KEY_PLACEHOLDER = "unused"
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+# Far past any user's index (BROKER_SESSIONS_INDEX_MAX); larger numbers are not offsets at all.
+MAX_OFFSET = 1_000_000
 LIST_PARAMS = frozenset({"offset", "limit"})
 # Upstream reads in flight for one list page, so a page never takes the whole Gladia pool.
 LIST_FETCH_CONCURRENCY = 8
@@ -97,10 +99,7 @@ async def list_live_sessions(request: Request) -> Response:
 async def delete_live_session(request: Request) -> Response:
     found, subject = await authenticate(request)
     record = await owned_record(found, subject, request.path_params["session_id"])
-    await found.gladia.delete_live_session(record.id)
-    await found.store.delete(record)
-    await found.events.forget(record.owner, record.id, record.request_id)
-    await found.limits.release_lease(record.owner, record.id)
+    await delete_everywhere(found, record)
     return Response(status_code=202)
 
 
@@ -129,14 +128,19 @@ def page_window(request: Request) -> tuple[int, int]:
         FieldProblem(name, "is not supported by the broker: only offset and limit are")
         for name in sorted(set(params) - LIST_PARAMS)
     ]
-    offset_text, limit_text = params.get("offset", "0"), params.get("limit", str(DEFAULT_PAGE))
-    if not offset_text.isdigit():
-        problems.append(FieldProblem("offset", "must be an integer of 0 or more"))
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
-        problems.append(FieldProblem("limit", f"must be an integer from 1 to {MAX_PAGE}"))
+    window = []
+    for name, low, high, default in (
+        ("offset", 0, MAX_OFFSET, 0),
+        ("limit", 1, MAX_PAGE, DEFAULT_PAGE),
+    ):
+        try:
+            window.append(bounded_int(params.get(name), name, low, high, default))
+        except BadRequest:
+            problems.append(FieldProblem(name, f"must be an integer from {low} to {high}"))
     if problems:
         raise InvalidFields("Invalid query parameters", problems=tuple(problems))
-    return int(offset_text), int(limit_text)
+    offset, limit = window
+    return offset, limit
 
 
 async def results_of(found: Services, records: list[SessionRecord]) -> list[dict[str, Any]]:
@@ -150,7 +154,12 @@ async def results_of(found: Services, records: list[SessionRecord]) -> list[dict
             except NotFound:
                 return None
 
-    fetched = await asyncio.gather(*(one(record) for record in records))
+    # One page is one answer to the client: bounded like a single call to Gladia.
+    try:
+        async with asyncio.timeout(found.settings.gladia_total_timeout_s):
+            fetched = await asyncio.gather(*(one(record) for record in records))
+    except TimeoutError:
+        raise UpstreamTimeout("Gladia did not answer in time") from None
     return [item for item in fetched if item is not None]
 
 

@@ -9,17 +9,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from broker.creation import create_session_record
-from broker.errors import BadRequest, NotFound, UpstreamNotFound
-from broker.http import json_response, read_json
+from broker.http import bounded_int, json_response, read_json
 from broker.idempotency import IDEMPOTENCY_HEADER
-from broker.identity import Subject
-from broker.results import public_result
-from broker.services import Services, services
+from broker.lifecycle import delete_everywhere, fetch_result, owned_record
+from broker.services import services
 from broker.store import SessionRecord
 
-__all__ = ["create_session_record", "fetch_result", "owned_record", "routes", "session_view"]
-
 MAX_PAGE = 100
+# Once recording has ended (end_recording, end_session) reconnecting is pointless.
+URL_STATUSES = frozenset({"created", "recording"})
 
 
 def session_view(record: SessionRecord) -> dict[str, Any]:
@@ -31,34 +29,9 @@ def session_view(record: SessionRecord) -> dict[str, Any]:
         "expires_at": record.expires_at,
         "messages_config": record.messages_config,
     }
-    if not record.is_final:
+    if record.status in URL_STATUSES:
         view["url"] = record.url
     return view
-
-
-async def owned_record(found: Services, subject: Subject, session_id: str) -> SessionRecord:
-    """The subject's session; anyone else's is indistinguishable from a missing one."""
-    record = await found.store.load(subject.key, session_id)
-    if record is None:
-        raise NotFound("No such session")
-    return record
-
-
-async def fetch_result(found: Services, record: SessionRecord) -> dict[str, Any]:
-    """Gladia's result for the session, sanitised, cached once it is final."""
-    cached = await found.store.load_result(record)
-    if cached is not None:
-        return cached
-    try:
-        upstream = await found.gladia.get_live_session(record.id)
-    except UpstreamNotFound:
-        raise NotFound("No such session") from None
-    result = public_result(upstream)
-    if result.get("status") in ("done", "error"):
-        await found.store.save_final_result(record, result)
-        # Over at Gladia: the session no longer counts against any live limit.
-        await found.limits.release_lease(record.owner, record.id)
-    return result
 
 
 async def create_session(request: Request) -> Response:
@@ -90,22 +63,15 @@ async def delete_session(request: Request) -> Response:
     found = services(request)
     subject = await found.authenticator.authenticate_request(request)
     record = await owned_record(found, subject, request.path_params["session_id"])
-    await found.gladia.delete_live_session(record.id)
-    await found.store.delete(record)
-    await found.events.forget(record.owner, record.id, record.request_id)
-    await found.limits.release_lease(record.owner, record.id)
+    await delete_everywhere(found, record)
     return Response(status_code=204)
 
 
 async def list_sessions(request: Request) -> Response:
     found = services(request)
     subject = await found.authenticator.authenticate_request(request)
-    limit_text = request.query_params.get("limit", "20")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}")
-    page = await found.store.list_page(
-        subject.key, int(limit_text), request.query_params.get("cursor")
-    )
+    limit = bounded_int(request.query_params.get("limit"), "limit", 1, MAX_PAGE, default=20)
+    page = await found.store.list_page(subject.key, limit, request.query_params.get("cursor"))
     items = []
     for record in page.records:
         item = session_view(record)

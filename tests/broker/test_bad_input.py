@@ -114,6 +114,26 @@ async def test_unknown_routes_and_methods_answer_problem_details(broker: httpx.A
     assert wrong_method.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/v1/sessions", "limit=%C2%B2"),
+        ("/v2/live", "limit=%C2%B2"),
+        ("/v2/live", "offset=99999999999999999999"),
+        ("/v1/sessions/any-id/events", "after=99999999999999999999-0"),
+    ],
+)
+async def test_odd_numbers_in_a_query_are_a_400_not_a_500_or_503(
+    broker: httpx.AsyncClient, mint: Callable[[str], dict[str, str]], path: str, query: str
+) -> None:
+    alice = mint("alice")
+    if "events" in path:
+        created = (await broker.post("/v1/sessions", headers=alice, json={})).json()
+        path = path.replace("any-id", created["id"])
+    response = await broker.get(f"{path}?{query}", headers=alice)
+    assert response.status_code == 400
+
+
 # --- Every POST route, any body: a 4xx that names the problem, never a 5xx ------------------
 
 SERVICE = {"Authorization": "Bearer canary-service-key-1e9d7c5b3a2f4e6d8c0b"}

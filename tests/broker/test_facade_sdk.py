@@ -19,11 +19,11 @@ from gladiaio_sdk.v2.live.generated_types import LiveV2LanguageConfig
 from broker.app import create_app
 from broker.settings import Settings
 from tests.broker.conftest import Simulator
-from tests.simulator.audio import chunks, speech
+from tests.simulator.audio import speech
+from tests.support.sdk import stream
 from tests.support.servers import serve_in_thread
 
 Headers = Callable[[str], dict[str, str]]
-CHUNK_BYTES = 3200  # 100 ms of 16 kHz 16-bit mono
 
 
 @pytest.fixture
@@ -37,20 +37,6 @@ def sdk_for(broker_url: str, headers: dict[str, str]) -> LiveV2AsyncClient:
     """The SDK exactly as the README tells an app to configure it."""
     client = GladiaClient(api_url=broker_url, api_key="unused", http_headers=headers)
     return client.live_v2_async()
-
-
-async def stream(session: Any, audio: bytes) -> list[Any]:
-    messages: list[Any] = []
-    connected, ended = asyncio.Event(), asyncio.Event()
-    session.on("message", messages.append)
-    session.on("connected", lambda _: connected.set())
-    session.on("ended", lambda _: ended.set())
-    await asyncio.wait_for(connected.wait(), timeout=10)
-    for chunk in chunks(audio, CHUNK_BYTES):
-        session.send_audio(chunk)
-    session.stop_recording()
-    await asyncio.wait_for(ended.wait(), timeout=30)
-    return messages
 
 
 async def until_done(live: LiveV2AsyncClient, session_id: str) -> Any:

@@ -16,8 +16,8 @@ from broker.app import create_app
 from broker.limits import Limits
 from broker.settings import Settings
 from tests.broker.conftest import BrokerFactory, Simulator
-from tests.broker.test_sdk_flow import stream_with_sdk
 from tests.simulator.audio import speech
+from tests.support.sdk import stream_to_created
 
 Headers = Callable[[str], dict[str, str]]
 
@@ -99,7 +99,7 @@ async def test_a_lease_comes_back_after_its_session_ends_and_is_deleted(
     ):
         created = (await create(client, alice)).json()
         assert (await create(client, alice)).status_code == 429
-        await stream_with_sdk(created, speech()[:32000])
+        await stream_to_created(created, speech()[:32000])
 
         async def result_is_final() -> bool:
             response = await client.get(f"/v1/sessions/{created['id']}/result", headers=alice)

@@ -5,33 +5,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from gladiaio_sdk import GladiaClient, LiveV2ConnectSessionOptions
 
 from tests.broker.conftest import BrokerFactory, Simulator
-from tests.simulator.audio import chunks, speech
+from tests.simulator.audio import speech
+from tests.support.sdk import stream_to_created
 
 Headers = Callable[[str], dict[str, str]]
-CHUNK_BYTES = 3200  # 100 ms of 16 kHz 16-bit mono
-
-
-async def stream_with_sdk(created: dict[str, Any], audio: bytes) -> list[Any]:
-    """Connect the SDK to a session the broker created, send audio, stop, wait for the end."""
-    client = GladiaClient(api_key="unused", api_url="http://unused.invalid")
-    session = client.live_v2_async().connect_session(
-        LiveV2ConnectSessionOptions(id=created["id"], url=created["url"])
-    )
-    messages: list[Any] = []
-    connected, ended = asyncio.Event(), asyncio.Event()
-    session.on("message", messages.append)
-    session.on("connected", lambda _: connected.set())
-    session.on("ended", lambda _: ended.set())
-    # SDK 2.2.0 drops a stop_recording sent before its socket opens: wait for the socket.
-    await asyncio.wait_for(connected.wait(), timeout=10)
-    for chunk in chunks(audio, CHUNK_BYTES):
-        session.send_audio(chunk)
-    session.stop_recording()
-    await asyncio.wait_for(ended.wait(), timeout=30)
-    return messages
 
 
 async def poll_result(
@@ -57,7 +36,7 @@ async def test_create_reconnect_stream_with_the_sdk_fetch_the_result_and_delete(
     assert again["url"] == created["url"]
 
     audio = speech()
-    messages = await stream_with_sdk(again, audio)
+    messages = await stream_to_created(again, audio)
     finals = [m for m in messages if m.type == "transcript" and m.data.is_final]
     assert finals, "the SDK received final transcripts"
     assert simulator.state.sessions[created["id"]].bytes_received == len(audio)

@@ -141,3 +141,27 @@ def test_the_fingerprint_ignores_key_order_but_not_values_or_region() -> None:
     assert fingerprint({"a": 1, "b": 2}, None) == fingerprint({"b": 2, "a": 1}, None)
     assert fingerprint({"a": 1}, None) != fingerprint({"a": 2}, None)
     assert fingerprint({"a": 1}, None) != fingerprint({"a": 1}, "us-west")
+
+
+async def test_renewing_just_before_the_send_holds_off_a_takeover(
+    idempotency: Idempotency,
+) -> None:
+    claim = await claimed(idempotency)
+    # Most of the patience (deadline 0.4 s + grace 0.2 s) goes by before the create is sent …
+    await asyncio.sleep(0.45)
+    await idempotency.renew(claim)
+    # … so a repeat now waits for the renewed deadline instead of taking over.
+    started = time.monotonic()
+    begun = await idempotency.begin("alice", "k1", BODY, "r2")
+    assert isinstance(begun, Claim) and begun.previous_request_id == "r1"
+    assert time.monotonic() - started >= 0.4
+
+
+async def test_a_claim_taken_over_cannot_be_renewed(idempotency: Idempotency) -> None:
+    claim = await claimed(idempotency)
+    await asyncio.sleep(0.65)
+    takeover = await idempotency.begin("alice", "k1", BODY, "r2")
+    assert isinstance(takeover, Claim)
+    with pytest.raises(Conflict):
+        await idempotency.renew(claim)
+    await idempotency.renew(takeover)

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from gladiaio_sdk import GladiaClient, LiveV2ConnectSessionOptions
 from standardwebhooks import Webhook
 from starlette.applications import Starlette
 from starlette.datastructures import Secret
@@ -197,28 +196,6 @@ def callback_body(session_id: str, event: str, **data: Any) -> dict[str, Any]:
     if data:
         payload["data"] = data
     return {"id": session_id, "event": event, "payload": payload}
-
-
-async def stream_and_stop(created: dict[str, Any], audio: bytes) -> list[Any]:
-    """Stream a session the broker created with the official SDK, stop it, wait for its end.
-
-    The SDK drops a stop asked for before its socket is open, so audio goes once it is.
-    """
-    client = GladiaClient(api_key="unused", api_url="http://unused.invalid")
-    session = client.live_v2_async().connect_session(
-        LiveV2ConnectSessionOptions(id=created["id"], url=created["url"])
-    )
-    messages: list[Any] = []
-    connected, ended = asyncio.Event(), asyncio.Event()
-    session.on("message", messages.append)
-    session.on("connected", lambda _: connected.set())
-    session.on("ended", lambda _: ended.set())
-    await asyncio.wait_for(connected.wait(), timeout=10)
-    for start in range(0, len(audio), 3200):
-        session.send_audio(audio[start : start + 3200])
-    session.stop_recording()
-    await asyncio.wait_for(ended.wait(), timeout=30)
-    return messages
 
 
 async def wait_for(condition: Callable[[], Awaitable[bool]], timeout_s: float = 10) -> None:

@@ -23,10 +23,10 @@ from tests.broker.events.conftest import (
     queued,
     redis_snapshot,
     serving,
-    stream_and_stop,
     wait_for,
 )
 from tests.simulator.audio import speech
+from tests.support.sdk import stream_to_created
 from tests.support.tampering import tampered
 
 
@@ -178,7 +178,7 @@ async def test_a_hundred_identical_deliveries_in_parallel_store_once_and_fetch_t
     async with serving(replace(settings, callback_events=("final_transcripts",))) as broker:
         alice = mint("alice")
         created = (await broker.client.post("/v1/sessions", headers=alice, json={})).json()
-        await stream_and_stop(created, speech())
+        await stream_to_created(created, speech())
         assert simulator.state.sessions[created["id"]].status == "done"
         path = capability_path(simulator, created["id"])
         end = callback_body(created["id"], "live.end_session")

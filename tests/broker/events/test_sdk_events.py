@@ -10,10 +10,10 @@ from tests.broker.events.conftest import (
     follow,
     received_in,
     serving,
-    stream_and_stop,
     wait_for,
 )
 from tests.simulator.audio import speech
+from tests.support.sdk import stream_to_created
 
 
 async def test_gladias_callbacks_arrive_in_order_as_json_and_sse_while_the_sdk_streams(
@@ -28,7 +28,7 @@ async def test_gladias_callbacks_arrive_in_order_as_json_and_sse_while_the_sdk_s
         lines: list[str] = []
         follower = asyncio.create_task(follow(broker, url, alice, lines))
 
-        messages = await stream_and_stop(created, speech())
+        messages = await stream_to_created(created, speech())
         await asyncio.wait_for(follower, timeout=20)  # the stream ends after end_session
         streamed = received_in(lines)
 

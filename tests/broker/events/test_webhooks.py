@@ -20,10 +20,10 @@ from tests.broker.events.conftest import (
     in_process,
     redis_snapshot,
     serving,
-    stream_and_stop,
     wait_for,
 )
 from tests.simulator.audio import speech
+from tests.support.sdk import stream_to_created
 from tests.support.servers import free_port, serve_in_thread
 
 
@@ -211,7 +211,7 @@ async def test_the_simulators_signed_webhooks_drive_a_session_to_its_result(
         async with serving(configured, port=broker_port) as broker:
             alice = mint("alice")
             created = (await broker.client.post("/v1/sessions", headers=alice, json={})).json()
-            await stream_and_stop(created, speech())
+            await stream_to_created(created, speech())
 
             async def done() -> bool:
                 view = await broker.client.get(f"/v1/sessions/{created['id']}", headers=alice)
