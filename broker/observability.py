@@ -2,7 +2,7 @@
 
 Every record is redacted as it is made (a LogRecord factory), before any handler, formatter or
 test sees it. Structured fields, given as the record's mapping argument
-(`logger.info("%(route)s …", fields)`) or as `extra={"fields": {…}}`, are read through the same
+(`logger.info("%(route)s …", fields)`) or as `extra={"fields": {…}}`, pass through the same
 layer: `record.fields` always answers their redacted values.
 """
 
@@ -14,9 +14,9 @@ import logging
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from secrets import token_hex
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +28,7 @@ logger = logging.getLogger("broker.access")
 
 REDACTED = "[redacted]"
 _CREDENTIAL_NAMES = r"token|key|capability|secret|signature|password|sig"
+_BASE64URL = "[A-Za-z0-9_-]"
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Session URLs, whole: their token is a bearer credential for the audio stream.
     (re.compile(r"wss?://[^\s\"'<>]+"), f"wss://{REDACTED}"),
@@ -47,15 +48,39 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # The capability in a callback path.
     (re.compile(r"/v1/callbacks/(?!\{capability\})[^\s/?#\"']+"), f"/v1/callbacks/{REDACTED}"),
     # Signed tokens (itsdangerous, JWT): three base64url parts, wherever they appear.
-    (re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{20,}"), REDACTED),
+    (re.compile(rf"{_BASE64URL}{{8,}}\.{_BASE64URL}{{4,}}\.{_BASE64URL}{{20,}}"), REDACTED),
 )
-# What every pattern above needs to match somewhere (a superset of each): ':' or '=', a
-# bearer, a callback path with a capability, or the first two parts of a signed token.
-_MAYBE_CREDENTIAL = re.compile(
-    r"[:=]|bearer|/v1/callbacks/(?!\{capability\})|[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.",
-    re.IGNORECASE,
-)
+# The first two parts of a signed token, found from its first dot: a literal first character
+# lets the regex engine skip to each dot, where a pattern starting with a class tries every
+# position (and backtracks through every long run of letters, such as a request id).
+_TOKEN_START = re.compile(rf"\.(?<={_BASE64URL}{{8}}\.){_BASE64URL}{{4,}}+\.")
+_CALLBACK_CAPABILITY = re.compile(r"/v1/callbacks/(?!\{capability\})")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def may_hold_credential(text: str) -> bool:
+    """Whether any pattern could match `text`: what each one needs, checked cheaply.
+
+    A superset of the patterns above (tests/unit/test_log_redaction.py holds it to that): ':'
+    or '=', a bearer, a callback path with a capability, or the first two parts of a signed
+    token. Most text (every access line and its fields) holds none of them, and these checks
+    cost a fraction of running the patterns, or of one regex alternating between them.
+    """
+    return (
+        ":" in text
+        or "=" in text
+        or ("/v1/callbacks/" in text and _CALLBACK_CAPABILITY.search(text) is not None)
+        or "bearer" in text.lower()
+        or _TOKEN_START.search(text) is not None
+    )
+
+
+class RedactedFields(dict[str, Any]):
+    """Structured fields that have passed the redaction layer; only a Redactor makes one."""
+
+
+# Numbers, booleans and None: values that cannot hold a secret, kept as they are.
+_PLAIN = (bool, int, float, type(None))
 
 
 class Redactor:
@@ -69,19 +94,50 @@ class Redactor:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        # Most text (every access line and its fields) holds nothing any pattern could match;
-        # one search says so, where running the patterns is most of the cost of a log line.
-        if not _MAYBE_CREDENTIAL.search(text):
+        if not may_hold_credential(text):
             return text
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
         return text
 
+    def is_clean(self, text: str) -> bool:
+        """Whether redacting `text` leaves it as it is: no secret, nothing credential-shaped."""
+        for secret in self._secrets:
+            if secret in text:
+                return False
+        return not may_hold_credential(text)
+
     def value(self, value: Any) -> Any:
         """A structured field's value, redacted when it is text."""
-        if isinstance(value, bool | int | float) or value is None:
-            return value
-        return self(str(value))
+        return value if isinstance(value, _PLAIN) else self(str(value))
+
+    def fields(self, given: Mapping[Any, Any]) -> RedactedFields:
+        """Structured fields, their names and their values redacted."""
+        return self.message_and_fields("", given)[1]
+
+    def message_and_fields(
+        self, message: str, given: Mapping[Any, Any]
+    ) -> tuple[str, RedactedFields]:
+        """A record's message and fields, redacted; one check over them all when all are clean.
+
+        What a secret or a check finds in one text it finds in the texts joined by newlines
+        (no check needs what follows a text to be anything but a newline), so the joined text
+        being clean means every text is; joining may add a match, and then each is redacted.
+        """
+        fields = RedactedFields()
+        texts = [message]
+        for given_name, given_value in given.items():
+            name, value = str(given_name), given_value
+            if not isinstance(value, _PLAIN):
+                value = str(value)
+                texts.append(value)
+            texts.append(name)
+            fields[name] = value
+        if self.is_clean("\n".join(texts)):
+            return message, fields
+        return self(message), RedactedFields(
+            (self(name), self.value(value)) for name, value in fields.items()
+        )
 
 
 @dataclass
@@ -116,20 +172,38 @@ _held_secrets: set[str] = set()
 _redact = Redactor(())
 
 
+def _passed(given: Any) -> RedactedFields:
+    """Fields as the layer left them: redacted now unless the layer made them."""
+    if isinstance(given, RedactedFields):
+        return given
+    return _redact.fields(given) if isinstance(given, Mapping) else RedactedFields()
+
+
 class RedactedLogRecord(logging.LogRecord):
     """A record whose structured fields are read through the redaction layer.
 
-    `extra={"fields": …}` is written straight into the record after the factory ran, so the
-    fields are redacted when read, not when set: no way of passing them escapes the layer.
+    Fields given as the mapping argument are redacted when the record is made, with its
+    message. `extra={"fields": …}` is written straight into the record after the factory ran,
+    so those are redacted when first read, and again whenever another mapping is set. The
+    factory fills both private slots, so `extra` cannot write them (logging refuses to overwrite
+    a record's attribute), and the getter trusts only what the layer itself made.
     """
 
     @property
     def fields(self) -> dict[str, Any]:
-        given: dict[str, Any] = {}
-        for source in (self.__dict__.get("_argument_fields"), self.__dict__.get("fields")):
-            if isinstance(source, Mapping):
-                given.update(source)
-        return {str(name): _redact.value(value) for name, value in given.items()}
+        state = self.__dict__
+        merged = dict(_passed(state.get("_argument_fields")))
+        given = state.get("fields")
+        if given is not None:
+            seen = state.get("_extra_fields")
+            if isinstance(seen, tuple) and seen[0] is given:
+                redacted = _passed(seen[1])
+            else:
+                redacted = _passed(given)
+                state["_extra_fields"] = (given, redacted)
+            merged.update(redacted)
+        # A copy each read: a reader's change never reaches the next reader unredacted.
+        return merged
 
     @fields.setter
     def fields(self, value: Mapping[str, Any]) -> None:
@@ -144,16 +218,21 @@ def install_redaction(secrets: Iterable[str]) -> None:
 
     def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = RedactedLogRecord(*args, **kwargs)
-        if isinstance(record.args, Mapping):
-            record.__dict__["_argument_fields"] = dict(record.args)
+        given = record.args if isinstance(record.args, Mapping) else None
         try:
             message = record.getMessage()
         except (TypeError, ValueError, KeyError):
             message = f"{record.msg} (arguments did not match the message)"
-        record.msg = redact(message)
         record.args = None
+        if given is None:
+            record.msg, fields = redact(message), RedactedFields()
+        else:
+            record.msg, fields = redact.message_and_fields(message, given)
+        state = record.__dict__
+        state["_argument_fields"] = fields
+        state["_extra_fields"] = None
         current = _current_request.get()
-        record.request_id = current.request_id if current else None
+        state["request_id"] = current.request_id if current else None
         if record.exc_info:
             formatted = logging.Formatter().formatException(record.exc_info)
             record.exc_text = redact(formatted)
@@ -165,12 +244,32 @@ def install_redaction(secrets: Iterable[str]) -> None:
     logging.setLogRecordFactory(make_record)
 
 
+# A line's entry is flat (field values are numbers, booleans, None or text once redacted), so
+# it cannot refer to itself: json.dumps' check for circular references is work for nothing.
+_encode_entry = json.JSONEncoder(check_circular=False).encode
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id and fields."""
 
+    time_format = "%Y-%m-%dT%H:%M:%S"
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The time, formatted once per second: strftime is a good part of a line's cost.
+        self._second: tuple[int, str] = (-1, "")
+
+    def format_time(self, created: float) -> str:
+        second = int(created)
+        cached = self._second
+        if cached[0] != second:
+            cached = (second, time.strftime(self.time_format, self.converter(second)))
+            self._second = cached
+        return cached[1]
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": self.format_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -184,7 +283,7 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = record.stack_info
-        return json.dumps(entry)
+        return _encode_entry(entry)
 
 
 def configure_logging(*, json_lines: bool, level: str = "INFO") -> None:
@@ -197,6 +296,12 @@ def configure_logging(*, json_lines: bool, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
+    # Neither format names a thread or a process, so no record need look them up (the logging
+    # HOWTO's "Optimization" switches; with multiprocessing imported, as uvicorn has it, the
+    # process name alone is a tenth of a record's making).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
@@ -228,7 +333,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         offered = _header(scope, b"x-request-id")
-        request_id = offered if offered and _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        request_id = offered if offered and _REQUEST_ID.match(offered) else token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id
         request_log = RequestLog(request_id)
         context_token = _current_request.set(request_log)

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.datastructures import Secret
+from starlette.types import Message, Receive, Scope, Send
 
 from broker.identity import TokenService
-from broker.observability import REDACTED, JsonFormatter, Redactor, install_redaction
+from broker.metrics import Metrics
+from broker.observability import (
+    _PATTERNS,
+    REDACTED,
+    AccessLogMiddleware,
+    JsonFormatter,
+    Redactor,
+    configure_logging,
+    install_redaction,
+    may_hold_credential,
+)
 
 HELD_SECRET = "held-secret-value-4f1c9a7e2b"
 logger = logging.getLogger("broker.test")
@@ -150,3 +166,176 @@ def test_credentials_in_a_line_are_redacted(line: str, leak: str) -> None:
 )
 def test_an_ordinary_access_line_or_field_is_left_as_it_is(line: str) -> None:
     assert Redactor([LINE_SECRET])(line) == line
+
+
+# --- Fields: redacted once, as the record is made, and never around the layer --------------
+
+
+def test_texts_are_redacted_apart_so_joining_two_never_makes_a_credential(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # "Bearer" then "abc123" would read as a bearer credential if they were one text.
+    logger.info("%(scheme)s", {"scheme": "Bearer", "code": "abc123", "route": "/v1/sessions"})
+    record = caplog.records[-1]
+    assert record.getMessage() == "Bearer"
+    assert record.fields == {"scheme": "Bearer", "code": "abc123", "route": "/v1/sessions"}
+
+
+def test_a_fields_name_passes_through_the_layer_too(caplog: pytest.LogCaptureFixture) -> None:
+    logger.info("named", {HELD_SECRET: 1, "kept": "yes"})
+    assert HELD_SECRET not in str(caplog.records[-1].fields)
+    assert caplog.records[-1].fields["kept"] == "yes"
+
+
+def test_a_readers_change_to_the_fields_never_reaches_the_next_reader(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger.info("refused", extra={"fields": {"limit": "subject_live"}})
+    record = caplog.records[-1]
+    record.fields["note"] = HELD_SECRET
+    assert record.fields == {"limit": "subject_live"}
+    record.fields = {"note": HELD_SECRET}
+    assert record.fields == {"note": REDACTED}
+
+
+@pytest.mark.parametrize("slot", ["_argument_fields", "_extra_fields"])
+def test_extra_cannot_write_the_layers_own_slots(slot: str) -> None:
+    with pytest.raises(KeyError):
+        logger.info("forged", extra={slot: {"note": HELD_SECRET}})
+
+
+def test_a_record_made_from_a_plain_dict_still_has_its_fields_redacted() -> None:
+    record = logging.makeLogRecord({"_argument_fields": {"note": HELD_SECRET}})
+    assert record.fields == {"note": REDACTED}
+
+
+FRAGMENTS = (
+    HELD_SECRET, "held-secret", "/v1/callbacks/", "{capability}", "bearer ", "BeArEr\t", "token",
+    "=", ":", "'", '"', "?", "wss://", "https://h/p", "abcdefgh", "abcd", "abcdefghijklmnopqrstu",
+    ".", "-", "_", " ", "\n", "0.42ms", "127.0.0.1", "/v1/sessions/{id}",
+    # Letters that match ASCII ones when case is ignored: İ, the Kelvin sign, the long s; and é.
+    "\u0130", "\u212a", "\u017f", "\u00e9",
+)  # fmt: skip
+
+
+def random_text(rng: random.Random) -> str:
+    return "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(0, 8)))
+
+
+def test_the_quick_check_flags_every_text_a_pattern_would_change() -> None:
+    rng = random.Random(8)
+    for _ in range(20_000):
+        text = random_text(rng)
+        if any(pattern.sub(replacement, text) != text for pattern, replacement in _PATTERNS):
+            assert may_hold_credential(text), text
+
+
+def test_a_message_and_its_fields_checked_together_read_as_each_redacted_alone() -> None:
+    rng = random.Random(9)
+    redact = Redactor([HELD_SECRET])
+    for _ in range(5_000):
+        message = random_text(rng)
+        given = {random_text(rng): rng.choice([random_text(rng), 3, None, 0.5, True, ["x"]])}
+        given[random_text(rng)] = random_text(rng)
+        alone = {redact(str(name)): redact.value(value) for name, value in given.items()}
+        assert redact.message_and_fields(message, given) == (redact(message), alone)
+
+
+def test_the_time_is_formatted_once_a_second_as_strftime_would() -> None:
+    formatter = JsonFormatter()
+    start = 1_767_225_599.7  # the last second of a year, in UTC
+    for created in (start, start + 0.2, start + 0.4, start + 1.1, start - 3600, start):
+        expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(created))
+        assert formatter.format_time(created) == expected
+
+
+# --- The production handler: what reaches the stream, and when ------------------------------
+
+
+@pytest.fixture
+def log_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """configure_logging(json_lines=True) on a real file as stderr; logging as it was after."""
+    path = tmp_path / "broker.log"
+    root = logging.getLogger()
+    saved_root = (root.handlers[:], root.level)
+    touched = ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "sse_starlette")
+    saved = {
+        name: (lg.handlers[:], lg.propagate, lg.disabled, lg.level)
+        for name in touched
+        for lg in [logging.getLogger(name)]
+    }
+    for flag in ("logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, flag, getattr(logging, flag))
+    with path.open("w", buffering=1, encoding="utf-8") as stream:
+        with monkeypatch.context() as patch:
+            patch.setattr(sys, "stderr", stream)
+            configure_logging(json_lines=True, level="INFO")
+        try:
+            yield path
+        finally:
+            root.handlers, _ = saved_root
+            root.setLevel(saved_root[1])
+            for name, (handlers, propagate, disabled, level) in saved.items():
+                lg = logging.getLogger(name)
+                lg.handlers, lg.propagate, lg.disabled = handlers, propagate, disabled
+                lg.setLevel(level)
+
+
+def test_a_secret_given_as_a_field_value_is_redacted_in_the_line_written_to_the_stream(
+    log_file: Path,
+) -> None:
+    fields = {
+        "route": "/v1/sessions",
+        "status": 201,
+        "note": f"failed with {HELD_SECRET}",
+        "upstream": "wss://api.gladia.io/v2/live?token=abc123secret",
+    }
+    logger.info("%(route)s %(status)s", fields)
+    logger.info("refused", extra={"fields": {"limit": "subject_live", "detail": HELD_SECRET}})
+    text = log_file.read_text(encoding="utf-8")
+    assert HELD_SECRET not in text
+    assert "abc123secret" not in text
+    first, second = (json.loads(line) for line in text.splitlines())
+    assert first["message"] == "/v1/sessions 201"
+    assert (first["route"], first["status"]) == ("/v1/sessions", 201)
+    assert first["note"] == f"failed with {REDACTED}"
+    assert first["upstream"] == f"wss://{REDACTED}"
+    assert (second["limit"], second["detail"]) == ("subject_live", REDACTED)
+
+
+async def test_the_access_line_is_in_the_stream_before_the_last_byte_of_the_answer_is_sent(
+    log_file: Path,
+) -> None:
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["endpoint"] = endpoint
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{", "more_body": True})
+        await send({"type": "http.response.body", "body": b"}"})
+
+    seen_when_sent: list[str] = []
+
+    async def send(message: Message) -> None:
+        seen_when_sent.append(log_file.read_text(encoding="utf-8"))
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    metrics = Metrics()
+    app = AccessLogMiddleware(endpoint, {endpoint: "/v1/sessions/{session_id}"}, metrics)
+    scope: Scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/v1/sessions/abc",
+        "headers": [(b"x-request-id", b"req-ordering-1")],
+        "client": ("127.0.0.1", 5000),
+    }
+    await app(scope, receive, send)
+    assert seen_when_sent[1] == ""  # not before the answer is complete
+    entry = json.loads(seen_when_sent[2])
+    assert (entry["request_id"], entry["route"], entry["status"]) == (
+        "req-ordering-1",
+        "/v1/sessions/{session_id}",
+        200,
+    )
+    labels = {"method": "GET", "route": "/v1/sessions/{session_id}", "status": "200"}
+    assert metrics.registry.get_sample_value("broker_http_requests_total", labels) == 1
