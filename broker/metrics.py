@@ -31,8 +31,15 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # Deliveries from Gladia, told apart by the route template they arrive on.
 CALLBACK_ROUTES = {"/v1/callbacks/": "callback", "/v1/webhooks/": "webhook"}
 LIVE_SESSIONS_SAMPLE_TIMEOUT_S = 1.0
+# The request metrics' labelled children are kept per (method, route, status): methods and route
+# templates are closed sets and statuses are three digits, so a few hundred at most are ever
+# seen; the bound only keeps a caller passing open-ended labels from growing the cache.
+REQUEST_CHILDREN_MAX = 1024
 
 LiveSessionsSource = Callable[[], Awaitable[int]]
+# The labelled children a request counts in: its request counter, its duration histogram and,
+# for a delivery from Gladia, its callback counters (`.labels` answers the metric's own type).
+_RequestChildren = tuple[Counter, Histogram, tuple[Counter, ...]]
 
 
 def method_label(method: str) -> str:
@@ -104,14 +111,33 @@ class Metrics:
         )
         self._live_sessions: Gauge | None = None
         self._live_sessions_source: LiveSessionsSource | None = None
+        self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}
 
     def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
         method = method_label(method)
-        self.requests.labels(method, route, str(status)).inc()
-        self.request_seconds.labels(method, route).observe(duration_s)
-        for prefix, kind in CALLBACK_ROUTES.items():
-            if route.startswith(prefix):
-                self.callbacks.labels(kind, str(status)).inc()
+        children = self._request_children.get((method, route, status))
+        if children is None:
+            children = self._children_of_request(method, route, status)
+        requests, seconds, deliveries = children
+        requests.inc()
+        seconds.observe(duration_s)
+        for delivery in deliveries:
+            delivery.inc()
+
+    def _children_of_request(self, method: str, route: str, status: int) -> _RequestChildren:
+        """The labelled children one request counts in (`.labels` is most of a request's cost)."""
+        children = (
+            self.requests.labels(method, route, str(status)),
+            self.request_seconds.labels(method, route),
+            tuple(
+                self.callbacks.labels(kind, str(status))
+                for prefix, kind in CALLBACK_ROUTES.items()
+                if route.startswith(prefix)
+            ),
+        )
+        if len(self._request_children) < REQUEST_CHILDREN_MAX:
+            self._request_children[method, route, status] = children
+        return children
 
     def observe_upstream(self, method: str, path: str, outcome: str, duration_s: float) -> None:
         self.upstream_requests.labels(method_label(method), path, outcome).inc()

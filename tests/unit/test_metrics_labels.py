@@ -1,7 +1,9 @@
 """Metric labels come from closed sets: methods, reasons, route templates, delivery kinds."""
 
+import pytest
 from prometheus_client import generate_latest
 
+from broker import metrics as metrics_module
 from broker.errors import BrokerError, InvalidFields, PayloadTooLarge
 from broker.metrics import Metrics, method_label, reason_label
 
@@ -46,3 +48,32 @@ def test_each_app_has_its_own_registry() -> None:
     first.sessions_created.inc()
     assert first.registry.get_sample_value("broker_sessions_created_total") == 1
     assert second.registry.get_sample_value("broker_sessions_created_total") == 0
+
+
+def test_repeated_requests_count_on_the_same_labels_as_the_first() -> None:
+    metrics = Metrics()
+    for status in (200, 200, 404, 200):
+        metrics.observe_request("GET", "/v1/sessions/{session_id}", status, 0.003)
+    metrics.observe_request("BREW", "/v1/sessions/{session_id}", 200, 0.003)
+    value = metrics.registry.get_sample_value
+    lookup = {"method": "GET", "route": "/v1/sessions/{session_id}"}
+    assert value("broker_http_requests_total", {**lookup, "status": "200"}) == 3
+    assert value("broker_http_requests_total", {**lookup, "status": "404"}) == 1
+    assert value("broker_http_requests_total", {**lookup, "method": "other", "status": "200"}) == 1
+    assert value("broker_http_request_duration_seconds_count", lookup) == 4
+    assert value("broker_http_request_duration_seconds_bucket", {**lookup, "le": "0.005"}) == 4
+
+
+def test_the_kept_label_children_are_bounded_and_requests_beyond_still_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(metrics_module, "REQUEST_CHILDREN_MAX", 2)
+    metrics = Metrics()
+    statuses = (200, 201, 204, 404, 500)
+    for _ in range(2):
+        for status in statuses:
+            metrics.observe_request("POST", "/v1/callbacks/{capability}", status, 0.01)
+    assert len(metrics._request_children) == 2
+    for status in statuses:
+        labels = {"kind": "callback", "status": str(status)}
+        assert metrics.registry.get_sample_value("broker_callbacks_total", labels) == 2
