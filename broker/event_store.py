@@ -207,6 +207,12 @@ def _with(script: str, constants: dict[str, int]) -> str:
     return script
 
 
+def session_callback_keys(owner: str, request_id: str, session_id: str) -> tuple[str, str]:
+    """The callback binding and the owner-for-webhooks key of a session, for audits and
+    benchmarks (memory)."""
+    return _binding_key(owner, request_id), _session_owner_key(session_id)
+
+
 def _binding_key(owner: str, request_id: str) -> str:
     return f"broker:{{{owner}}}:callback:{request_id}"
 
