@@ -19,6 +19,7 @@ from broker import errors
 from broker.attempts import AttemptGuardMiddleware
 from broker.callbacks import CallbackCapabilities
 from broker.cors import StrictCORSMiddleware
+from broker.create_writes import CreateWrites
 from broker.event_store import EventStore
 from broker.events import (
     RELAY_QUEUE,
@@ -227,6 +228,15 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
         metrics.track_live_sessions(limits.live_leases)
         event_store = EventStore(redis_client, settings)
         jobs, intake = _background_jobs(settings, event_store, store, gladia, limits, relay_client)
+        webhooks = WebhookVerifier(settings.gladia_webhook_secrets)
+        create_writes = CreateWrites(
+            redis_client,
+            store,
+            limits,
+            event_store,
+            bind_callbacks=capabilities.enabled or relay_client is not None,
+            note_session_owner=webhooks.configured,
+        )
         app.state.services = Services(
             settings=settings,
             tokens=tokens_service,
@@ -238,9 +248,10 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
             limits=limits,
             idempotency=Idempotency(redis_client, settings),
             capabilities=capabilities,
-            webhooks=WebhookVerifier(settings.gladia_webhook_secrets),
+            webhooks=webhooks,
             events=event_store,
             intake=intake,
+            create_writes=create_writes,
             event_streams=StreamSlots(settings.sse_max_streams),
         )
         jobs.start()

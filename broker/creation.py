@@ -8,7 +8,6 @@ before any new create.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import uuid
@@ -118,27 +117,23 @@ async def _send_and_store(
         messages_config=init.messages_config,
         request_id=init.request_id,
     )
-    # Both are needed before answering; neither needs the other, so one round trip of waiting.
-    saved, confirmed = await asyncio.gather(
-        found.store.save(record),
-        found.limits.confirm(subject.key, init.request_id, record.id),
-        return_exceptions=True,
-    )
-    if isinstance(saved, BaseException):
+    written = await found.create_writes.write(record, subject.id)
+    if written.record is not None:
         # Unrecorded, the session cannot be reached again: it must not hold a lease for hours.
         with contextlib.suppress(Exception):
             await found.limits.release_lease(subject.key, record.id)
-        raise saved
+        raise written.record
+    # The session is recorded and usable either way. An unconfirmed account lease lapses soon
+    # (more permissive for a while, never a second create); an unknown owner leaves only the
+    # account webhooks about this session unanswered.
+    if written.account_lease is not None:
+        logger.warning("account lease not confirmed: %s", type(written.account_lease).__name__)
+    if written.session_owner is not None:
+        logger.warning("session owner not noted: %s", type(written.session_owner).__name__)
     try:
-        # After the record: callbacks that came before Gladia's answer are stored against it now.
-        await found.intake.bind(record, subject)
+        await found.intake.take_early(record, written.early)
     except RedisError as exc:
-        # The session is recorded and usable; only its callbacks will not be accepted.
-        logger.warning("callbacks not bound: %s", type(exc).__name__)
-    if isinstance(confirmed, BaseException):
-        # The session is recorded and usable; its pending leases lapse soon (more permissive
-        # for a while, never a second create), so the client still gets its session.
-        logger.warning("leases not confirmed: %s", type(confirmed).__name__)
+        logger.warning("early callbacks not stored: %s", type(exc).__name__)
     return record
 
 

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import redis.asyncio as redis
 
+from broker.scripts import LuaFunction, Step
 from broker.settings import Settings
 from broker.store import record_key
 
@@ -66,14 +67,21 @@ if bound ~= ARGV[8] then return {'mismatch'} end
     + _STORE_EVENT
 )
 
-# KEYS: binding, early buffer. ARGV: session id, subject, ttl. Returns the buffered bodies.
-_BIND = """
-redis.call('HSET', KEYS[1], 'session_id', ARGV[1], 'subject', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-local early = redis.call('LRANGE', KEYS[2], 0, -1)
-redis.call('DEL', KEYS[2])
-return early
-"""
+# keys: binding, early buffer. argv: session id, subject, ttl. Returns the buffered bodies.
+BIND_CALLBACKS = LuaFunction(
+    "bind_callbacks",
+    """
+local function bind_callbacks(keys, argv)
+  redis.call('HSET', keys[1], 'session_id', argv[1], 'subject', argv[2])
+  redis.call('EXPIRE', keys[1], argv[3])
+  local early = redis.call('LRANGE', keys[2], 0, -1)
+  redis.call('DEL', keys[2])
+  return early
+end
+""",
+    keys=2,
+    args=3,
+)
 
 # KEYS: due, generation. ARGV: member, now ms, ttl. A member already waiting keeps its time,
 # so work in backoff stays in backoff; the generation says "there is more since you looked".
@@ -184,10 +192,25 @@ class Binding:
     subject: str | None
 
 
+def early_deliveries(bound: object) -> list[EarlyDelivery]:
+    """What `bind_callbacks` returned: the deliveries buffered before the binding."""
+    found = []
+    for line in cast(list[Any], bound):
+        claimed_id, event, payload_json = str(line).split("\n", 2)
+        found.append(EarlyDelivery(claimed_id, event, payload_json))
+    return found
+
+
 def _with(script: str, constants: dict[str, int]) -> str:
     for name, value in constants.items():
         script = script.replace(name, str(int(value)))
     return script
+
+
+def session_callback_keys(owner: str, request_id: str, session_id: str) -> tuple[str, str]:
+    """The callback binding and the owner-for-webhooks key of a session, for audits and
+    benchmarks (memory)."""
+    return _binding_key(owner, request_id), _session_owner_key(session_id)
 
 
 def _binding_key(owner: str, request_id: str) -> str:
@@ -266,7 +289,7 @@ class EventStore:
         }
         self._store_event = client.register_script(_with(_STORE_EVENT, constants))
         self._store_callback = client.register_script(_with(_STORE_CALLBACK, constants))
-        self._bind = client.register_script(_BIND)
+        self._bind = client.register_script(BIND_CALLBACKS.script())
         self._mark = client.register_script(_MARK)
         self._finish = client.register_script(_FINISH)
         self._retry_later = client.register_script(_RETRY_LATER)
@@ -279,20 +302,27 @@ class EventStore:
         self, owner: str, request_id: str, session_id: str, subject: str
     ) -> list[EarlyDelivery]:
         """Bind a create to Gladia's session id; returns the deliveries that arrived before it."""
+        step = self.bind_step(owner, request_id, session_id, subject)
         # Different hash slots, each command atomic on its own, sent together. Not one
         # pipeline: a cluster client refuses scripts in pipelines.
         early, _ = await asyncio.gather(
-            self._bind(
-                keys=[_binding_key(owner, request_id), _early_key(owner, request_id)],
-                args=[session_id, subject, self._callback_ttl_s],
-            ),
-            self._redis.set(_session_owner_key(session_id), owner, ex=self._callback_ttl_s),
+            self._bind(keys=step.keys, args=step.args),
+            self.note_session_owner(session_id, owner),
         )
-        found = []
-        for line in cast(list[Any], early):
-            claimed_id, event, payload_json = str(line).split("\n", 2)
-            found.append(EarlyDelivery(claimed_id, event, payload_json))
-        return found
+        return early_deliveries(early)
+
+    def bind_step(self, owner: str, request_id: str, session_id: str, subject: str) -> Step:
+        """The binding, to run in a script with other steps on the owner's slot; its result
+        is read by `early_deliveries`. The session's owner is noted apart (another slot)."""
+        return Step(
+            BIND_CALLBACKS,
+            [_binding_key(owner, request_id), _early_key(owner, request_id)],
+            [session_id, subject, self._callback_ttl_s],
+        )
+
+    async def note_session_owner(self, session_id: str, owner: str) -> None:
+        """Who owns a session, for account webhooks, which name only the session."""
+        await self._redis.set(_session_owner_key(session_id), owner, ex=self._callback_ttl_s)
 
     async def binding(self, owner: str, request_id: str) -> Binding:
         fields = cast(dict[str, str], await self._redis.hgetall(_binding_key(owner, request_id)))

@@ -23,7 +23,7 @@ from broker.errors import (
     UpstreamError,
     UpstreamNotFound,
 )
-from broker.event_store import EventFields, EventStore, Outcome, Stored
+from broker.event_store import EarlyDelivery, EventFields, EventStore, Outcome, Stored
 from broker.gladia import GladiaClient
 from broker.identity import Subject
 from broker.jobs import JobOutcome, Lease, QueuePolicy
@@ -130,6 +130,10 @@ class EventIntake:
     async def bind(self, record: SessionRecord, subject: Subject) -> None:
         """After a create: bind the capability to the session, then take the early callbacks."""
         early = await self._store.bind(record.owner, record.request_id, record.id, subject.id)
+        await self.take_early(record, early)
+
+    async def take_early(self, record: SessionRecord, early: list[EarlyDelivery]) -> None:
+        """Store the callbacks that came before the binding, as if they came now."""
         for kept in early:
             if kept.session_id != record.id:
                 logger.warning("an early callback named another session; dropped")

@@ -8,6 +8,7 @@ Redis `TIME`, so instances with drifting clocks still agree. Keys (each with a T
   to admission time (ms). Shares the subject's hash tag, so one script checks both atomically.
 - `broker:{account}:leases`: every live session of the Gladia account, same shape.
 - `broker:{addr:<hash>}:misses`: failed authentications and not-found answers per client address.
+  Only addresses this instance has seen miss within the window are looked up (`RecentMisses`).
 
 Every script is safe to run twice for one request (members are request or session ids, so a retry
 refreshes instead of counting again: a timed-out command may still have been applied, §4.3).
@@ -19,17 +20,21 @@ the full TTL; `release_lease(subject_key, session_id)` ends them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ipaddress
 import logging
 import math
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, NoReturn, cast
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from broker.errors import TooManyRequests
+from broker.scripts import LuaFunction, Step
 from broker.settings import Settings
 
 logger = logging.getLogger("broker.limits")
@@ -90,15 +95,22 @@ return {1, '', 0}
 """
 )
 
-# KEYS: a lease set. ARGV: pending member, session member, lease ms, key TTL ms.
-_CONFIRM = (
-    LUA_NOW_MS
-    + """
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
+# keys: a lease set. argv: pending member, session member, lease ms, key TTL ms.
+CONFIRM_LEASE = LuaFunction(
+    "confirm_lease",
+    """
+local function confirm_lease(keys, argv)
 """
+    + LUA_NOW_MS
+    + """
+  redis.call('ZREM', keys[1], argv[1])
+  redis.call('ZADD', keys[1], now + tonumber(argv[3]), argv[2])
+  redis.call('PEXPIRE', keys[1], argv[4])
+  return 1
+end
+""",
+    keys=1,
+    args=4,
 )
 
 # KEYS: an address's misses. ARGV: max, window ms. Read-only: {allowed, wait ms}.
@@ -136,9 +148,14 @@ def subject_creates_key(subject_key: str) -> str:
 
 
 def address_misses_key(address: str) -> str:
-    return f"broker:{{addr:{address_bucket(address)}}}:misses"
+    return _misses_key(address_bucket(address))
 
 
+def _misses_key(bucket: str) -> str:
+    return f"broker:{{addr:{bucket}}}:misses"
+
+
+@functools.lru_cache(maxsize=4096)
 def address_bucket(address: str) -> str:
     """A hashed handle for a client address; IPv6 clients are grouped by their /64."""
     try:
@@ -153,6 +170,50 @@ def address_bucket(address: str) -> str:
         else:
             bucket = str(ip)
     return hashlib.sha256(bucket.encode()).hexdigest()[:24]
+
+
+class RecentMisses:
+    """The addresses that have missed on this instance within the window, oldest first.
+
+    Only these can be over their limit as far as this instance can tell, so only these are
+    looked up in Redis: a client that has never missed here costs no round trip. Across
+    instances the guard loses at most one miss per instance and window: the first miss an
+    instance sees is counted in Redis as always, and from then on it checks that address.
+    At `capacity` addresses (misses from a whole network) every address is checked.
+    """
+
+    def __init__(
+        self,
+        window_s: float,
+        capacity: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._window_s = window_s
+        self._capacity = capacity
+        self._clock = clock
+        self._last_miss: dict[str, float] = {}
+
+    def note(self, bucket: str) -> None:
+        self._last_miss.pop(bucket, None)  # re-inserted last: the dict stays oldest first
+        self._last_miss[bucket] = self._clock()
+        self._forget_expired()
+        if len(self._last_miss) > self._capacity:
+            # Still full after this: everything is checked until the oldest expires anyway.
+            del self._last_miss[next(iter(self._last_miss))]
+
+    def may_be_refused(self, bucket: str) -> bool:
+        self._forget_expired()
+        if len(self._last_miss) >= self._capacity:
+            return True
+        return bucket in self._last_miss
+
+    def _forget_expired(self) -> None:
+        horizon = self._clock() - self._window_s
+        while self._last_miss:
+            oldest = next(iter(self._last_miss))
+            if self._last_miss[oldest] > horizon:
+                break
+            del self._last_miss[oldest]
 
 
 def _wait_s(wait_ms: object, ceiling_s: int | None = None) -> int:
@@ -183,9 +244,10 @@ class Limits:
         self._lease_key_ttl_ms = max(self._lease_ms, self._pending_ms)
         self._retry_after_s = settings.retry_after_s
         self.refusals: Counter[str] = Counter()
+        self._recent_misses = RecentMisses(window_s)
         self._admit_subject = client.register_script(_ADMIT_SUBJECT)
         self._admit_account = client.register_script(_ADMIT_ACCOUNT)
-        self._confirm = client.register_script(_CONFIRM)
+        self._confirm = client.register_script(CONFIRM_LEASE.script())
         self._check_address = client.register_script(_CHECK_ADDRESS)
         self._record_miss = client.register_script(_RECORD_MISS)
 
@@ -229,14 +291,29 @@ class Limits:
     async def confirm(self, subject_key: str, request_id: str, session_id: str) -> None:
         """Turn a create's pending leases into the session's own, for the whole session."""
         await asyncio.gather(
-            *(
-                self._confirm(
-                    keys=[key],
-                    args=[request_id, session_id, self._lease_ms, self._lease_key_ttl_ms],
-                )
-                for key in (subject_leases_key(subject_key), ACCOUNT_LEASES_KEY)
-            )
+            self._confirm(
+                keys=[subject_leases_key(subject_key)],
+                args=self._confirm_args(request_id, session_id),
+            ),
+            self.confirm_account(request_id, session_id),
         )
+
+    def confirm_subject_step(self, subject_key: str, request_id: str, session_id: str) -> Step:
+        """The subject's half of `confirm`, to run in a script with other steps on its slot."""
+        return Step(
+            CONFIRM_LEASE,
+            [subject_leases_key(subject_key)],
+            self._confirm_args(request_id, session_id),
+        )
+
+    async def confirm_account(self, request_id: str, session_id: str) -> None:
+        """The account's half of `confirm`."""
+        await self._confirm(
+            keys=[ACCOUNT_LEASES_KEY], args=self._confirm_args(request_id, session_id)
+        )
+
+    def _confirm_args(self, request_id: str, session_id: str) -> list[str | int]:
+        return [request_id, session_id, self._lease_ms, self._lease_key_ttl_ms]
 
     async def release_lease(self, subject_key: str, lease_id: str) -> None:
         """End a lease (a session id, or a failed create's request id); releasing twice is fine."""
@@ -254,9 +331,12 @@ class Limits:
 
     async def check_address(self, address: str) -> None:
         """Refuse an address with too many recent misses; fails open when Redis is down."""
+        bucket = address_bucket(address)
+        if not self._recent_misses.may_be_refused(bucket):
+            return
         try:
             allowed, wait_ms = await self._check_address(
-                keys=[address_misses_key(address)], args=[self._max_misses, self._window_ms]
+                keys=[_misses_key(bucket)], args=[self._max_misses, self._window_ms]
             )
         except RedisError as exc:
             # Cheap reads degrade open (§4.4); creates still fail closed on their own leases.
@@ -268,9 +348,11 @@ class Limits:
 
     async def record_miss(self, address: str, attempt_id: str) -> None:
         """Count a failed authentication or a not-found answer against the client's address."""
+        bucket = address_bucket(address)
+        self._recent_misses.note(bucket)
         try:
             await self._record_miss(
-                keys=[address_misses_key(address)],
+                keys=[_misses_key(bucket)],
                 args=[attempt_id, self._max_misses, self._window_ms],
             )
         except RedisError as exc:

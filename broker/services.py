@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from broker.callbacks import CallbackCapabilities
+from broker.create_writes import CreateWrites
 from broker.event_store import EventStore
 from broker.events import EventIntake, StreamSlots
 from broker.gladia import GladiaClient
@@ -34,6 +35,7 @@ class Services:
     webhooks: WebhookVerifier
     events: EventStore
     intake: EventIntake
+    create_writes: CreateWrites
     event_streams: StreamSlots
 
 

@@ -20,18 +20,27 @@ from typing import Any, cast
 import redis.asyncio as redis
 
 from broker.errors import BadRequest
+from broker.scripts import LuaFunction, Step
 from broker.settings import Settings
 
 FINAL_STATUSES = frozenset({"done", "error"})
 
-# One round trip for the record and its index entry, applied together.
-_SAVE = """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[5]) - 1)
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-return 1
-"""
+# The record and its index entry, applied together. keys: record, index. argv: record JSON,
+# TTL, id, index score, index cap, index TTL.
+SAVE_RECORD = LuaFunction(
+    "save_record",
+    """
+local function save_record(keys, argv)
+  redis.call('SET', keys[1], argv[1], 'EX', argv[2])
+  redis.call('ZADD', keys[2], argv[4], argv[3])
+  redis.call('ZREMRANGEBYRANK', keys[2], 0, -tonumber(argv[5]) - 1)
+  redis.call('EXPIRE', keys[2], argv[6])
+  return 1
+end
+""",
+    keys=2,
+    args=6,
+)
 
 # Moves a record's status only while the record exists, so an expired record is never revived
 # without a TTL; a final status gives it the result's TTL.
@@ -169,16 +178,22 @@ class SessionStore:
         self._session_ttl_s = settings.session_ttl_s
         self._result_ttl_s = settings.result_ttl_s
         self._index_max = settings.sessions_index_max
-        self._save = client.register_script(_SAVE)
+        self._save = client.register_script(SAVE_RECORD.script())
         self._set_status = client.register_script(_SET_STATUS)
         self._save_final = client.register_script(_SAVE_FINAL)
 
     async def save(self, record: SessionRecord) -> None:
+        step = self.save_step(record)
+        await self._save(keys=step.keys, args=step.args)
+
+    def save_step(self, record: SessionRecord) -> Step:
+        """The save, to run in a script with other steps on the owner's slot."""
         keys = session_keys(record.owner, record.id)
         # The newest entries stay in the index; older ones drop out of the listing.
-        await self._save(
-            keys=[keys.record, keys.index],
-            args=[
+        return Step(
+            SAVE_RECORD,
+            [keys.record, keys.index],
+            [
                 record.to_json(),
                 self._session_ttl_s,
                 record.id,

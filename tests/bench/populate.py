@@ -8,6 +8,7 @@ so the layout cannot drift from what the broker writes.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio as aioredis
 
+from broker.event_store import session_callback_keys
 from broker.identity import Subject
 from broker.limits import ACCOUNT_LEASES_KEY, subject_leases_key
 from broker.settings import Settings
@@ -123,12 +125,19 @@ def used_memory(client: redis.Redis) -> int:
 
 
 def session_bytes(client: redis.Redis, owner: str, session_id: str) -> dict[str, float]:
-    """MEMORY USAGE of the session's own keys, and its share of each set it is a member of
-    (the owner's index, the owner's leases, the account's leases), by part."""
+    """MEMORY USAGE of every key the live session holds alone (its record, cached result,
+    callback binding, owner for webhooks), and its share of each set it is a member of (the
+    owner's index, the owner's leases, the account's leases), by part. Its events (a stream
+    of transcripts, as long as the session speaks) are data, not what a session costs."""
     keys = session_keys(owner, session_id)
+    stored = client.get(keys.record)
+    request_id = json.loads(stored)["request_id"] if stored else ""
+    binding, session_owner = session_callback_keys(owner, request_id, session_id)
     parts = {
         "record": float(client.memory_usage(keys.record, samples=0) or 0),
         "result": float(client.memory_usage(keys.result, samples=0) or 0),
+        "callback binding": float(client.memory_usage(binding, samples=0) or 0),
+        "owner for webhooks": float(client.memory_usage(session_owner, samples=0) or 0),
     }
     for name, key in (
         ("index share", keys.index),

@@ -59,11 +59,12 @@ async def test_what_each_request_costs_in_redis(
         await broker.get("/v1/sessions/warm-up", headers=alice)
 
     plain = await cost(redis_server, create)
-    # Guard (1 read-only script) + subject admission + account admission (2 scripts)
-    # + the record with its index entry (1 script) + two lease confirmations + binding the
-    # callback URL to the session (1 script and the session's owner for webhooks).
-    assert plain["evalsha"] == 7
-    assert plain["set"] == 2  # the record (inside its script) and the webhook owner
+    # This address missed (the warm-up's 404), so the guard runs: 1 read-only script. Then
+    # subject admission + account admission (2 scripts), then one script on the owner's slot
+    # (the record with its index entry, the subject's lease confirmed, the callback binding)
+    # beside the account's lease confirmation.
+    assert plain["evalsha"] == 5
+    assert plain["set"] == 1  # the record; the owner for webhooks only when they are configured
     assert "multi" not in plain and "exec" not in plain
     assert {"zadd", "zremrangebyscore", "zcard", "time"} <= set(plain)
 
@@ -99,6 +100,27 @@ async def test_what_each_request_costs_in_redis(
     refused = await cost(redis_server, unauthenticated)
     assert refused["evalsha"] == 2
     assert "get" not in refused
+
+
+async def test_a_client_that_never_missed_pays_no_guard_round_trip(
+    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator, redis_server: RedisServer
+) -> None:
+    alice = mint("alice")
+    for _ in range(2):  # warm: connections opened, scripts loaded
+        created = await broker.post("/v1/sessions", headers=alice, json={})
+    session_id = created.json()["id"]
+
+    async def create() -> int:
+        return (await broker.post("/v1/sessions", headers=alice, json={})).status_code
+
+    plain = await cost(redis_server, create)
+    assert plain["evalsha"] == 4  # admission (2), the owner's slot, the account's lease
+
+    async def read() -> int:
+        return (await broker.get(f"/v1/sessions/{session_id}", headers=alice)).status_code
+
+    lookup = await cost(redis_server, read)
+    assert lookup == Counter({"get": 1})
 
 
 async def keyed_create_fresh(broker: httpx.AsyncClient, alice: dict[str, str]) -> int:

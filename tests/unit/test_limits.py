@@ -18,6 +18,7 @@ from broker.idempotency import claim_key
 from broker.limits import (
     ACCOUNT_LEASES_KEY,
     Limits,
+    RecentMisses,
     address_bucket,
     address_misses_key,
     subject_creates_key,
@@ -236,6 +237,60 @@ async def test_misses_from_one_address_end_in_429_for_that_address_only(
     # The set keeps only as many entries as the limit needs.
     await limits.record_miss("203.0.113.7", "a9")
     assert await client.zcard(address_misses_key("203.0.113.7")) == 3
+
+
+async def test_an_address_that_never_missed_here_costs_no_redis_round_trip(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Redis is down: a lookup would fail open with a warning, so the warning shows the lookup.
+    down = open_redis(Settings(redis_url="redis://127.0.0.1:1/0", redis_connect_timeout_s=0.2))
+    try:
+        limits = limits_for(down)
+        with caplog.at_level("WARNING", logger="broker.limits"):
+            await limits.check_address("203.0.113.7")
+            assert caplog.records == []
+            await limits.record_miss("203.0.113.7", "a1")
+            caplog.clear()
+            await limits.check_address("203.0.113.7")
+            assert [r.getMessage() for r in caplog.records] == [
+                "attempt counter unavailable: ConnectionError"
+            ]
+    finally:
+        await down.aclose()
+
+
+async def test_misses_counted_by_another_instance_refuse_here_from_the_first_miss_here(
+    client: aioredis.Redis,
+) -> None:
+    first, second = limits_for(client), limits_for(client)
+    for n in range(3):
+        await first.record_miss("203.0.113.7", f"a{n}")
+    await refusal(first.check_address("203.0.113.7"))
+    await second.check_address("203.0.113.7")  # never missed here: not looked up
+    await second.record_miss("203.0.113.7", "a3")
+    assert (await refusal(second.check_address("203.0.113.7"))).reason == "failed_attempts"
+
+
+def test_recent_misses_check_every_address_once_full() -> None:
+    recent = RecentMisses(window_s=60, capacity=2)
+    recent.note("a")
+    assert recent.may_be_refused("a")
+    assert not recent.may_be_refused("b")
+    recent.note("b")
+    recent.note("c")  # over capacity: the oldest goes, and every address is checked
+    assert recent.may_be_refused("never-missed")
+
+
+def test_recent_misses_forget_an_address_after_the_window() -> None:
+    now = [100.0]
+    recent = RecentMisses(window_s=60, clock=lambda: now[0])
+    recent.note("a")
+    now[0] += 59
+    recent.note("b")
+    assert recent.may_be_refused("a")
+    now[0] += 2
+    assert not recent.may_be_refused("a")
+    assert recent.may_be_refused("b")
 
 
 async def test_misses_expire_with_their_window(client: aioredis.Redis) -> None:

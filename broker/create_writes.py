@@ -1,0 +1,83 @@
+"""What a create writes once Gladia has answered, in as few round trips as the slots allow.
+
+On the owner's hash slot, one script: the record and its index entry, the subject's lease made
+the session's own, and (when callbacks or the relay will need it) the callback binding. Beside
+it, on their own slots: the account's lease, and the session's owner for account webhooks
+(only when webhooks are configured: nothing else reads it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+
+from broker.event_store import BIND_CALLBACKS, EarlyDelivery, EventStore, early_deliveries
+from broker.limits import CONFIRM_LEASE, Limits
+from broker.scripts import ComposedScript
+from broker.store import SAVE_RECORD, SessionRecord, SessionStore
+
+
+@dataclass(frozen=True)
+class Written:
+    """The outcome of each write; an exception where one failed."""
+
+    record: BaseException | None
+    account_lease: BaseException | None
+    session_owner: BaseException | None
+    early: list[EarlyDelivery]
+
+
+class CreateWrites:
+    def __init__(
+        self,
+        client: redis.Redis,
+        store: SessionStore,
+        limits: Limits,
+        events: EventStore,
+        *,
+        bind_callbacks: bool,
+        note_session_owner: bool,
+    ) -> None:
+        self._store = store
+        self._limits = limits
+        self._events = events
+        self._bind_callbacks = bind_callbacks
+        self._note_session_owner = note_session_owner
+        functions = [SAVE_RECORD, CONFIRM_LEASE]
+        if bind_callbacks:
+            functions.append(BIND_CALLBACKS)
+        self._owner_slot = ComposedScript(client, functions)
+
+    async def write(self, record: SessionRecord, subject_id: str) -> Written:
+        """Every write at once; none is retried, and a failure of one does not stop the others."""
+        steps = [
+            self._store.save_step(record),
+            self._limits.confirm_subject_step(record.owner, record.request_id, record.id),
+        ]
+        if self._bind_callbacks:
+            steps.append(
+                self._events.bind_step(record.owner, record.request_id, record.id, subject_id)
+            )
+        owner_slot, account_lease, session_owner = await asyncio.gather(
+            self._owner_slot(*steps),
+            self._limits.confirm_account(record.request_id, record.id),
+            self._events.note_session_owner(record.id, record.owner)
+            if self._note_session_owner
+            else _nothing(),
+            return_exceptions=True,
+        )
+        early: list[EarlyDelivery] = []
+        if not isinstance(owner_slot, BaseException) and self._bind_callbacks:
+            early = early_deliveries(owner_slot[2])
+        return Written(
+            record=owner_slot if isinstance(owner_slot, BaseException) else None,
+            account_lease=account_lease if isinstance(account_lease, BaseException) else None,
+            session_owner=session_owner if isinstance(session_owner, BaseException) else None,
+            early=early,
+        )
+
+
+async def _nothing() -> None:
+    return None

@@ -1,0 +1,72 @@
+"""Lua functions of several modules run as one script, each given its own keys and arguments."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from broker.scripts import ComposedScript, LuaFunction, Step
+
+APPEND = LuaFunction(
+    "append",
+    """
+local function append(keys, argv)
+  return redis.call('APPEND', keys[1], argv[1] .. argv[2])
+end
+""",
+    keys=1,
+    args=2,
+)
+COUNT = LuaFunction(
+    "count",
+    """
+local function count(keys, argv)
+  redis.call('INCRBY', keys[1], argv[1])
+  return {redis.call('GET', keys[1]), redis.call('GET', keys[2])}
+end
+""",
+    keys=2,
+    args=1,
+)
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    connection = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    yield connection
+    await connection.aclose()
+
+
+async def test_a_function_runs_alone_as_its_own_script(client: aioredis.Redis) -> None:
+    script = client.register_script(APPEND.script())
+    assert await script(keys=["{t}:a"], args=["x", "y"]) == 2
+    assert await client.get("{t}:a") == "xy"
+
+
+async def test_composed_steps_each_see_their_own_keys_and_arguments(
+    client: aioredis.Redis,
+) -> None:
+    script = ComposedScript(client, [APPEND, COUNT, APPEND])
+    results = await script(
+        Step(APPEND, ["{t}:a"], ["p", "q"]),
+        Step(COUNT, ["{t}:n", "{t}:a"], [5]),
+        Step(APPEND, ["{t}:b"], ["r", "s"]),
+    )
+    assert results == [2, ["5", "pq"], 2]
+    assert await client.get("{t}:b") == "rs"
+
+
+async def test_steps_that_are_not_the_composed_functions_are_refused(
+    client: aioredis.Redis,
+) -> None:
+    script = ComposedScript(client, [APPEND, COUNT])
+    with pytest.raises(ValueError, match="not the functions"):
+        await script(Step(COUNT, ["{t}:n", "{t}:a"], [1]), Step(APPEND, ["{t}:a"], ["x", "y"]))
+    assert await client.exists("{t}:n", "{t}:a") == 0
+
+
+def test_a_step_with_the_wrong_number_of_keys_or_arguments_is_refused() -> None:
+    with pytest.raises(ValueError, match="append takes 1 keys and 2 arguments"):
+        Step(APPEND, ["{t}:a", "{t}:b"], ["x", "y"])
