@@ -1,9 +1,11 @@
 """Lua scripts written as functions, so that one script can run the steps of several modules.
 
 Each module keeps its own Lua (and its own key names) as a `LuaFunction` of `(keys, argv)`: run
-alone, it is an ordinary script; run with others whose keys share one hash slot, the steps are
-applied together, atomically, in one round trip (`ComposedScript`). A create's writes after
-Gladia answers (the record, the subject's lease, the callback binding) are one such script.
+alone, it is an ordinary script; run with others whose keys share one hash slot, the steps run
+in one round trip with no other command between them (`ComposedScript`). Like any script, a
+step that errors stops the script without undoing the steps before it. A create's writes
+after Gladia answers (the record, the subject's lease, the callback binding) are one such
+script.
 """
 
 from __future__ import annotations

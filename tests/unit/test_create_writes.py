@@ -1,0 +1,109 @@
+"""What a create writes once Gladia answers: one script on the owner's slot, the rest beside it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from broker.callbacks import Delivery
+from broker.create_writes import CreateWrites
+from broker.event_store import EventStore, Outcome, session_callback_keys
+from broker.events import event_fields
+from broker.limits import ACCOUNT_LEASES_KEY, Limits, subject_leases_key
+from broker.settings import Settings
+from broker.store import SessionRecord, SessionStore, session_keys
+
+SETTINGS = Settings(max_live_per_subject=5, account_max_live=50, creates_per_minute=50)
+OWNER = "b" * 32
+REQUEST = "q" * 32
+
+
+def record(session_id: str = "s1") -> SessionRecord:
+    return SessionRecord(
+        id=session_id,
+        owner=OWNER,
+        url=f"wss://gladia.test/v2/live?token=t-{session_id}",
+        created_at="2026-11-25T10:00:00.000Z",
+        expires_at="2026-11-25T13:00:00.000Z",
+        status="created",
+        messages_config={"receive_acknowledgments": True},
+        request_id=REQUEST,
+    )
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield connection
+    await connection.aclose()
+
+
+def writes(client: redis.Redis, *, bind: bool = True, owner: bool = False) -> CreateWrites:
+    return CreateWrites(
+        client,
+        SessionStore(client, SETTINGS),
+        Limits(client, SETTINGS),
+        EventStore(client, SETTINGS),
+        bind_callbacks=bind,
+        note_session_owner=owner,
+    )
+
+
+async def test_everything_a_create_needs_is_written_and_early_callbacks_handed_back(
+    client: redis.Redis,
+) -> None:
+    await Limits(client, SETTINGS).admit(OWNER, REQUEST)
+    early = Delivery("s1", "live.start_session", {"type": "start_session"}, "callback")
+    events = EventStore(client, SETTINGS)
+    stored = await events.store_callback(OWNER, REQUEST, "s1", event_fields(early))
+    assert stored.outcome is Outcome.EARLY
+
+    written = await writes(client, owner=True).write(record(), "alice")
+
+    assert (written.record, written.account_lease, written.session_owner) == (None, None, None)
+    assert [(kept.session_id, kept.event) for kept in written.early] == [
+        ("s1", "live.start_session")
+    ]
+    keys = session_keys(OWNER, "s1")
+    assert json.loads(await client.get(keys.record) or "{}")["request_id"] == REQUEST
+    assert await client.zrange(keys.index, 0, -1) == ["s1"]
+    for leases in (subject_leases_key(OWNER), ACCOUNT_LEASES_KEY):
+        # The pending lease (the request id) became the session's own.
+        assert await client.zrange(leases, 0, -1) == ["s1"]
+    binding, session_owner = session_callback_keys(OWNER, REQUEST, "s1")
+    assert await client.hgetall(binding) == {"session_id": "s1", "subject": "alice"}
+    assert await client.get(session_owner) == OWNER
+    for key in await client.keys("*"):
+        assert await client.ttl(key) > 0, key
+
+
+async def test_without_callbacks_or_webhooks_no_binding_nor_owner_key_is_kept(
+    client: redis.Redis,
+) -> None:
+    written = await writes(client, bind=False, owner=False).write(record(), "alice")
+    assert written.record is None and written.early == []
+    binding, session_owner = session_callback_keys(OWNER, REQUEST, "s1")
+    assert await client.exists(binding, session_owner) == 0
+    assert await client.exists(session_keys(OWNER, "s1").record) == 1
+
+
+async def test_a_failed_account_lease_leaves_the_session_recorded(client: redis.Redis) -> None:
+    await client.set(ACCOUNT_LEASES_KEY, "not a sorted set")  # every write to it fails
+    written = await writes(client).write(record(), "alice")
+    assert isinstance(written.account_lease, ResponseError)
+    assert written.record is None
+    assert await client.exists(session_keys(OWNER, "s1").record) == 1
+
+
+async def test_a_failed_owner_script_is_reported_as_the_record_failing(
+    client: redis.Redis,
+) -> None:
+    binding, _ = session_callback_keys(OWNER, REQUEST, "s1")
+    await client.set(binding, "not a hash")  # the script's last step fails
+    written = await writes(client).write(record(), "alice")
+    assert isinstance(written.record, ResponseError)
+    assert written.early == []
