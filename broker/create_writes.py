@@ -30,6 +30,8 @@ class Written:
 
 
 class CreateWrites:
+    """The scripts a create's writes run as, composed once for this instance's settings."""
+
     def __init__(
         self,
         client: redis.Redis,

@@ -25,7 +25,6 @@ from broker.errors import (
 )
 from broker.event_store import EarlyDelivery, EventFields, EventStore, Outcome, Stored
 from broker.gladia import GladiaClient
-from broker.identity import Subject
 from broker.jobs import JobOutcome, Lease, QueuePolicy
 from broker.lifecycle import finish_if_final
 from broker.limits import Limits
@@ -127,13 +126,8 @@ class EventIntake:
         self._wake_result_fetch = wake_result_fetch
         self._wake_relay = wake_relay
 
-    async def bind(self, record: SessionRecord, subject: Subject) -> None:
-        """After a create: bind the capability to the session, then take the early callbacks."""
-        early = await self._store.bind(record.owner, record.request_id, record.id, subject.id)
-        await self.take_early(record, early)
-
     async def take_early(self, record: SessionRecord, early: list[EarlyDelivery]) -> None:
-        """Store the callbacks that came before the binding, as if they came now."""
+        """After a create's binding: store the callbacks that came before it, as if now."""
         for kept in early:
             if kept.session_id != record.id:
                 logger.warning("an early callback named another session; dropped")

@@ -224,8 +224,9 @@ async def test_callbacks_that_beat_the_create_answer_are_kept_until_it_lands(
             messages_config={"receive_acknowledgments": True},
             request_id=request_id,
         )
-        await found.store.save(record)
-        await found.intake.bind(record, subject)
+        # What a create does once Gladia answers: write everything, then take the early ones.
+        written = await found.create_writes.write(record, subject.id)
+        await found.intake.take_early(record, written.early)
         later = callback_body("sess-early", "live.start_recording")
         assert (await broker.client.post(path, json=later)).status_code == 204
         assert (await broker.client.post(path, json=forged)).status_code == 400
