@@ -26,6 +26,9 @@ class SimulatorConfig:
     # Total attempts per callback or webhook, with exponential backoff between them.
     callback_attempts: int = 4
     callback_backoff_s: float = 0.2
+    # Callbacks and webhooks in flight at once, across sessions; the others wait their turn (each
+    # session's still in order), so thousands of sessions cannot swamp the HTTP client's pool.
+    callback_concurrency: int = 32
     # Pause between end_recording and the post-processing messages.
     post_processing_delay_s: float = 0.0
     # A session URL that nobody connects to ends with status "error" (408) after this long.

@@ -84,7 +84,9 @@ class Deliverer:
         self._config = config
         self._client: httpx.AsyncClient | None = None
         self._lanes: dict[tuple[Kind, str], _Lane] = {}
-        self.records: list[DeliveryRecord] = []
+        self._in_flight = asyncio.Semaphore(max(1, config.callback_concurrency))
+        # The newest outcomes only, so long runs keep bounded memory.
+        self.records: deque[DeliveryRecord] = deque(maxlen=config.max_recorded_calls)
 
     async def open(self) -> None:
         """Open the shared HTTP client."""
@@ -160,9 +162,10 @@ class Deliverer:
                 if self._client is None:
                     logger.warning("simulator delivery without its lifespan: enter state.running()")
                     raise httpx.TransportError("the simulator's lifespan is not running")
-                response = await self._client.post(
-                    item.url, content=item.body, headers=item.headers()
-                )
+                async with self._in_flight:
+                    response = await self._client.post(
+                        item.url, content=item.body, headers=item.headers()
+                    )
                 status_code = response.status_code
                 if response.is_success:
                     self._record(item, attempt, True, status_code)

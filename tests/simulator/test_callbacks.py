@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from websockets.asyncio.client import connect
 
+from broker.simulator.config import SimulatorConfig
+from broker.simulator.delivery import Deliverer
 from tests.simulator.audio import chunks, speech
 from tests.simulator.conftest import LiveSimulator, Receiver, eventually, wait_until
 from tests.simulator.wsclient import converse
+from tests.support.servers import serve_in_thread
 
 DEFAULT_EVENTS = [
     "live.start_session",
@@ -181,3 +189,32 @@ def test_callbacks_reach_the_receiver_from_a_sync_caller(
     asyncio.run(live.create(_with_callback(receiver)))
 
     wait_until(lambda: receiver.events() == ["live.start_session"], what="start_session")
+
+
+async def test_deliveries_for_many_sessions_are_bounded_in_flight_and_all_arrive() -> None:
+    in_flight, most = 0, 0
+    count_lock = threading.Lock()
+
+    async def slow(request: Request) -> Response:
+        nonlocal in_flight, most
+        with count_lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        await asyncio.sleep(0.05)
+        with count_lock:
+            in_flight -= 1
+        return Response(status_code=204)
+
+    app = Starlette(routes=[Route("/hooks", slow, methods=["POST"])])
+    config = SimulatorConfig(api_key="k", callback_concurrency=4, callback_attempts=1)
+    deliverer = Deliverer(config)
+    with serve_in_thread(app) as base_url:
+        await deliverer.open()
+        try:
+            for n in range(40):  # forty sessions, each its own ordered lane
+                deliverer.callback(f"s{n}", f"{base_url}/hooks", {"type": "start_session"})
+            await eventually(lambda: len(deliverer.records) == 40, timeout_s=10, what="deliveries")
+        finally:
+            await deliverer.close()
+    assert all(record.delivered for record in deliverer.records)
+    assert most == 4  # in parallel, but never more than the bound
