@@ -128,8 +128,8 @@ class Bench:
             "BROKER_ACCOUNT_MAX_LIVE": "10000000",
             "BROKER_FAILED_ATTEMPTS_PER_MINUTE": "1000000",
             # Callback URLs are set on every create (the callbacks row posts to them), but only
-            # for transcripts, which these sessions never have: the simulator's own delivery of
-            # lifecycle callbacks (httpx) stalls it once thousands of sessions exist.
+            # for transcripts, which these sessions never have: with lifecycle callbacks each
+            # create would also bring a start_session callback back into the broker.
             "BROKER_CALLBACK_EVENTS": "final_transcripts",
             "LOG_LEVEL": "INFO",
         }
