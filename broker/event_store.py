@@ -8,7 +8,6 @@ has a TTL or is removed when its work is done.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
@@ -289,7 +288,6 @@ class EventStore:
         }
         self._store_event = client.register_script(_with(_STORE_EVENT, constants))
         self._store_callback = client.register_script(_with(_STORE_CALLBACK, constants))
-        self._bind = client.register_script(BIND_CALLBACKS.script())
         self._mark = client.register_script(_MARK)
         self._finish = client.register_script(_FINISH)
         self._retry_later = client.register_script(_RETRY_LATER)
@@ -297,19 +295,6 @@ class EventStore:
         self._release = client.register_script(_RELEASE)
 
     # --- bindings -------------------------------------------------------------------------
-
-    async def bind(
-        self, owner: str, request_id: str, session_id: str, subject: str
-    ) -> list[EarlyDelivery]:
-        """Bind a create to Gladia's session id; returns the deliveries that arrived before it."""
-        step = self.bind_step(owner, request_id, session_id, subject)
-        # Different hash slots, each command atomic on its own, sent together. Not one
-        # pipeline: a cluster client refuses scripts in pipelines.
-        early, _ = await asyncio.gather(
-            self._bind(keys=step.keys, args=step.args),
-            self.note_session_owner(session_id, owner),
-        )
-        return early_deliveries(early)
 
     def bind_step(self, owner: str, request_id: str, session_id: str, subject: str) -> Step:
         """The binding, to run in a script with other steps on the owner's slot; its result

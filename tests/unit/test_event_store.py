@@ -8,8 +8,16 @@ import pytest
 import redis.asyncio as redis
 
 from broker.callbacks import Delivery
-from broker.event_store import EARLY_MAX, EventStore, Outcome
+from broker.event_store import (
+    BIND_CALLBACKS,
+    EARLY_MAX,
+    EarlyDelivery,
+    EventStore,
+    Outcome,
+    early_deliveries,
+)
 from broker.events import delivery_digest, event_fields, status_after
+from broker.scripts import ComposedScript
 from broker.settings import Settings
 from broker.store import SessionRecord, SessionStore
 
@@ -50,8 +58,16 @@ async def client(request: pytest.FixtureRequest) -> AsyncIterator[redis.Redis]:
 async def stores(client: redis.Redis) -> tuple[SessionStore, EventStore]:
     sessions, events = SessionStore(client, SETTINGS), EventStore(client, SETTINGS)
     await sessions.save(record())
-    await events.bind(OWNER, REQUEST, "s1", "alice")
+    await bind(client, events)
     return sessions, events
+
+
+async def bind(client: redis.Redis, events: EventStore) -> list[EarlyDelivery]:
+    """The binding a create writes (in its script on the owner's slot, broker.create_writes)."""
+    [early] = await ComposedScript(client, [BIND_CALLBACKS])(
+        events.bind_step(OWNER, REQUEST, "s1", "alice")
+    )
+    return early_deliveries(early)
 
 
 async def store(events: EventStore, item: Delivery, request_id: str = REQUEST) -> Outcome:
@@ -116,15 +132,17 @@ async def test_callbacks_before_the_binding_are_kept_and_returned_by_it(
     events = EventStore(client, SETTINGS)
     early = delivery("live.start_session")
     assert await store(events, early) == Outcome.EARLY
-    [kept] = await events.bind(OWNER, REQUEST, "s1", "alice")
+    [kept] = await bind(client, events)
     assert (kept.session_id, kept.event) == ("s1", "live.start_session")
     assert json.loads(kept.payload_json) == early.payload
-    assert await events.bind(OWNER, REQUEST, "s1", "alice") == []
+    assert await bind(client, events) == []
     assert (await events.binding(OWNER, REQUEST)).subject == "alice"
     for number in range(100):  # a create that never completes keeps only a few, briefly
         await store(events, delivery("live.transcript", data={"n": number}), "e" * 32)
     assert await client.llen(f"broker:{{{OWNER}}}:callback-early:{'e' * 32}") == EARLY_MAX
     assert 0 < await client.ttl(f"broker:{{{OWNER}}}:callback-early:{'e' * 32}") <= 120
+    assert await events.session_owner("s1") is None  # noted apart, with webhooks only
+    await events.note_session_owner("s1", OWNER)
     assert await events.session_owner("s1") == OWNER
 
 
