@@ -13,13 +13,12 @@ Redis `TIME`, so instances with drifting clocks still agree. Keys (each with a T
 Every script is safe to run twice for one request (members are request or session ids, so a retry
 refreshes instead of counting again: a timed-out command may still have been applied, §4.3).
 A create first holds *pending* leases named by its request id, with a short TTL so that a crash
-mid-create frees them soon; once Gladia answers, `confirm` renames them to the session id with
-the full TTL; `release_lease(subject_key, session_id)` ends them.
+mid-create frees them soon; once Gladia answers, `confirm_lease` renames them to the session id
+with the full TTL; `release_lease(subject_key, session_id)` ends them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import ipaddress
@@ -288,18 +287,9 @@ class Limits:
             self._refuse(reason, "Transcription capacity is fully used; try again shortly",
                          _wait_s(wait_ms, self._retry_after_s))  # fmt: skip
 
-    async def confirm(self, subject_key: str, request_id: str, session_id: str) -> None:
-        """Turn a create's pending leases into the session's own, for the whole session."""
-        await asyncio.gather(
-            self._confirm(
-                keys=[subject_leases_key(subject_key)],
-                args=self._confirm_args(request_id, session_id),
-            ),
-            self.confirm_account(request_id, session_id),
-        )
-
     def confirm_subject_step(self, subject_key: str, request_id: str, session_id: str) -> Step:
-        """The subject's half of `confirm`, to run in a script with other steps on its slot."""
+        """A create's pending lease of the subject made the session's own, for the whole
+        session: a step of the create's script on the owner's slot (broker.create_writes)."""
         return Step(
             CONFIRM_LEASE,
             [subject_leases_key(subject_key)],
@@ -307,7 +297,7 @@ class Limits:
         )
 
     async def confirm_account(self, request_id: str, session_id: str) -> None:
-        """The account's half of `confirm`."""
+        """The account's pending lease made the session's own, beside the create's script."""
         await self._confirm(
             keys=[ACCOUNT_LEASES_KEY], args=self._confirm_args(request_id, session_id)
         )

@@ -29,6 +29,7 @@ from broker.redis_connection import open_redis
 from broker.settings import Settings
 from broker.store import SessionRecord, SessionStore, session_keys
 from tests.broker.conftest import Simulator, running_broker
+from tests.support.leases import confirm_leases
 from tests.support.servers import RedisServer, start_redis_server
 
 Headers = Callable[[str], dict[str, str]]
@@ -299,7 +300,7 @@ async def _admit(client: aioredis.Redis, settings: Settings) -> object:
 
 async def _confirm(client: aioredis.Redis, settings: Settings) -> object:
     # Confirms the lease admitted before the stall (see the `prepare` of this write).
-    await Limits(client, settings).confirm("owner-a", "request-1", "s-1")
+    await confirm_leases(client, Limits(client, settings), "owner-a", "request-1", "s-1")
     return None
 
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from broker.limits import Limits
 from broker.redis_connection import open_redis
 from broker.settings import Settings
+from tests.support.leases import confirm_leases
 from tests.support.servers import running_redis_server
 
 ROUNDS = 3000
@@ -49,20 +50,25 @@ async def main(url: str) -> None:
     async def check(n: int) -> None:
         await limits.check_address("203.0.113.7")
 
+    async def check_after_miss(n: int) -> None:
+        await limits.check_address("203.0.113.8")
+
     async def admit(n: int) -> None:
         await limits.admit(f"s{n % 100}", ids[n])
 
     async def confirm(n: int) -> None:
-        await limits.confirm(f"s{n % 100}", ids[n], f"session-{ids[n]}")
+        await confirm_leases(client, limits, f"s{n % 100}", ids[n], f"session-{ids[n]}")
 
     async def release(n: int) -> None:
         await limits.release_lease(f"s{n % 100}", f"session-{ids[n]}")
 
     await limits.admit("warm", "warm")  # scripts loaded
-    await limits.confirm("warm", "warm", "warm")
+    await confirm_leases(client, limits, "warm", "warm", "warm")
     await limits.check_address("203.0.113.7")
     await timed("baseline: one PING round trip", ping)
-    await timed("address check (every client request)", check)
+    await limits.record_miss("203.0.113.8", "bench")  # this instance now looks it up
+    await timed("address check, never missed (no round trip)", check)
+    await timed("address check, missed within the window", check_after_miss)
     await timed("admit: subject + account scripts (create)", admit)
     await timed("confirm: two scripts, concurrent (create)", confirm)
     await timed("release_lease (end, delete, final result)", release)

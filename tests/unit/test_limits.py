@@ -26,6 +26,7 @@ from broker.limits import (
 )
 from broker.redis_connection import open_redis
 from broker.settings import Settings
+from tests.support.leases import confirm_leases
 from tests.support.servers import RedisServer
 
 SETTINGS = Settings(
@@ -106,7 +107,7 @@ async def test_a_released_lease_comes_back_and_releasing_twice_is_harmless(
 ) -> None:
     limits = limits_for(client, max_live_per_subject=1)
     await limits.admit("alice", "r1")
-    await limits.confirm("alice", "r1", "session-1")
+    await confirm_leases(client, limits, "alice", "r1", "session-1")
     await refusal(limits.admit("alice", "r2"))
     await limits.release_lease("alice", "session-1")
     await limits.release_lease("alice", "session-1")
@@ -116,8 +117,8 @@ async def test_a_released_lease_comes_back_and_releasing_twice_is_harmless(
 async def test_confirming_renames_the_pending_lease_to_the_session(client: aioredis.Redis) -> None:
     limits = limits_for(client, lease_ttl_s=600)
     await limits.admit("alice", "r1")
-    await limits.confirm("alice", "r1", "session-1")
-    await limits.confirm("alice", "r1", "session-1")  # retried: still one lease
+    await confirm_leases(client, limits, "alice", "r1", "session-1")
+    await confirm_leases(client, limits, "alice", "r1", "session-1")  # retried: still one lease
     for key in (subject_leases_key("alice"), ACCOUNT_LEASES_KEY):
         assert await client.zrange(key, 0, -1) == ["session-1"]
     expiry_ms = await client.zscore(subject_leases_key("alice"), "session-1")
@@ -128,7 +129,7 @@ async def test_confirming_renames_the_pending_lease_to_the_session(client: aiore
 async def test_a_confirmed_lease_expires_by_itself(client: aioredis.Redis) -> None:
     limits = limits_for(client, max_live_per_subject=1, lease_ttl_s=1)
     await limits.admit("alice", "r1")
-    await limits.confirm("alice", "r1", "session-1")
+    await confirm_leases(client, limits, "alice", "r1", "session-1")
     await refusal(limits.admit("alice", "r2"))
 
     async def admitted() -> bool:
@@ -331,7 +332,7 @@ async def test_address_checks_fail_open_when_redis_is_down() -> None:
 async def test_every_limit_key_has_a_ttl(client: aioredis.Redis) -> None:
     limits = limits_for(client)
     await limits.admit("alice", "r1")
-    await limits.confirm("alice", "r1", "session-1")
+    await confirm_leases(client, limits, "alice", "r1", "session-1")
     await limits.admit("alice", "r2")
     await limits.record_miss("203.0.113.7", "a1")
     keys = await client.keys("*")
