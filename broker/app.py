@@ -235,6 +235,7 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
             limits,
             event_store,
             bind_callbacks=capabilities.enabled or relay_client is not None,
+            keep_subject=relay_client is not None,
             note_session_owner=webhooks.configured,
         )
         app.state.services = Services(

@@ -1,9 +1,9 @@
 """What a create writes once Gladia has answered, in as few round trips as the slots allow.
 
 On the owner's hash slot, one script: the record and its index entry, the subject's lease made
-the session's own, and (when callbacks or the relay will need it) the callback binding. Beside
-it, on their own slots: the account's lease, and the session's owner for account webhooks
-(only when webhooks are configured: nothing else reads it).
+the session's own, and (when callbacks or the relay will need it) the callback binding, with
+the user's id only for the relay. Beside it, on their own slots: the account's lease, and the
+session's owner for account webhooks (only when webhooks are configured: nothing else reads it).
 """
 
 from __future__ import annotations
@@ -40,12 +40,14 @@ class CreateWrites:
         events: EventStore,
         *,
         bind_callbacks: bool,
+        keep_subject: bool,
         note_session_owner: bool,
     ) -> None:
         self._store = store
         self._limits = limits
         self._events = events
         self._bind_callbacks = bind_callbacks
+        self._keep_subject = keep_subject
         self._note_session_owner = note_session_owner
         functions = [SAVE_RECORD, CONFIRM_LEASE]
         if bind_callbacks:
@@ -60,7 +62,12 @@ class CreateWrites:
         ]
         if self._bind_callbacks:
             steps.append(
-                self._events.bind_step(record.owner, record.request_id, record.id, subject_id)
+                self._events.bind_step(
+                    record.owner,
+                    record.request_id,
+                    record.id,
+                    subject_id if self._keep_subject else None,
+                )
             )
         owner_slot, account_lease, session_owner = await asyncio.gather(
             self._owner_slot(*steps),

@@ -64,7 +64,10 @@ async def test_what_each_request_costs_in_redis(
     # (the record with its index entry, the subject's lease confirmed, the callback binding)
     # beside the account's lease confirmation.
     assert plain["evalsha"] == 5
-    assert plain["set"] == 1  # the record; the owner for webhooks only when they are configured
+    # The record and the callback binding, both in that script; the owner for webhooks is a
+    # third only when webhooks are configured.
+    assert plain["set"] == 2
+    assert "hset" not in plain
     assert "multi" not in plain and "exec" not in plain
     assert {"zadd", "zremrangebyscore", "zcard", "time"} <= set(plain)
 

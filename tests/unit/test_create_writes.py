@@ -42,13 +42,16 @@ async def client(redis_url: str) -> AsyncIterator[redis.Redis]:
     await connection.aclose()
 
 
-def writes(client: redis.Redis, *, bind: bool = True, owner: bool = False) -> CreateWrites:
+def writes(
+    client: redis.Redis, *, bind: bool = True, relay: bool = False, owner: bool = False
+) -> CreateWrites:
     return CreateWrites(
         client,
         SessionStore(client, SETTINGS),
         Limits(client, SETTINGS),
         EventStore(client, SETTINGS),
         bind_callbacks=bind,
+        keep_subject=relay,
         note_session_owner=owner,
     )
 
@@ -62,7 +65,7 @@ async def test_everything_a_create_needs_is_written_and_early_callbacks_handed_b
     stored = await events.store_callback(OWNER, REQUEST, "s1", event_fields(early))
     assert stored.outcome is Outcome.EARLY
 
-    written = await writes(client, owner=True).write(record(), "alice")
+    written = await writes(client, relay=True, owner=True).write(record(), "alice")
 
     assert (written.record, written.account_lease, written.session_owner) == (None, None, None)
     assert [(kept.session_id, kept.event) for kept in written.early] == [
@@ -74,8 +77,9 @@ async def test_everything_a_create_needs_is_written_and_early_callbacks_handed_b
     for leases in (subject_leases_key(OWNER), ACCOUNT_LEASES_KEY):
         # The pending lease (the request id) became the session's own.
         assert await client.zrange(leases, 0, -1) == ["s1"]
-    binding, session_owner = session_callback_keys(OWNER, REQUEST, "s1")
-    assert await client.hgetall(binding) == {"session_id": "s1", "subject": "alice"}
+    _, session_owner = session_callback_keys(OWNER, REQUEST, "s1")
+    binding_found = await events.binding(OWNER, REQUEST)
+    assert (binding_found.session_id, binding_found.subject) == ("s1", "alice")
     assert await client.get(session_owner) == OWNER
     for key in await client.keys("*"):
         assert await client.ttl(key) > 0, key
@@ -91,6 +95,14 @@ async def test_without_callbacks_or_webhooks_no_binding_nor_owner_key_is_kept(
     assert await client.exists(session_keys(OWNER, "s1").record) == 1
 
 
+async def test_the_users_id_is_kept_only_for_the_relay(client: redis.Redis) -> None:
+    await writes(client, relay=False).write(record(), "alice")
+    found = await EventStore(client, SETTINGS).binding(OWNER, REQUEST)
+    assert (found.session_id, found.subject) == ("s1", None)
+    binding, _ = session_callback_keys(OWNER, REQUEST, "s1")
+    assert "alice" not in str(await client.get(binding))
+
+
 async def test_a_failed_account_lease_leaves_the_session_recorded(client: redis.Redis) -> None:
     await client.set(ACCOUNT_LEASES_KEY, "not a sorted set")  # every write to it fails
     written = await writes(client).write(record(), "alice")
@@ -102,8 +114,7 @@ async def test_a_failed_account_lease_leaves_the_session_recorded(client: redis.
 async def test_a_failed_owner_script_is_reported_as_the_record_failing(
     client: redis.Redis,
 ) -> None:
-    binding, _ = session_callback_keys(OWNER, REQUEST, "s1")
-    await client.set(binding, "not a hash")  # the script's last step fails
+    await client.set(session_keys(OWNER, "s1").index, "not a sorted set")  # a step fails
     written = await writes(client).write(record(), "alice")
     assert isinstance(written.record, ResponseError)
     assert written.early == []
