@@ -4,6 +4,8 @@ Processes, all on 127.0.0.1, each its own OS process:
   redis-server                  (a real one, no persistence)
   the Gladia simulator          (`python -m broker.simulator.standalone`, one uvicorn worker)
   the broker                    (`python -m broker serve`, one uvicorn worker, production settings)
+  a second redis-server and broker, alike, holding the million-session store (the 1M lookup row
+                                runs in turn with the 1k one; both stop once it is measured)
   the lookup baseline           (`python -m tests.bench.baseline`, one uvicorn worker)
   wrk                           (the load generator: one thread, C)
 """
@@ -99,8 +101,12 @@ class Bench:
 
     def start(self) -> None:
         self.redis = start_redis_server(self.run_dir)
-        redis_url = self.redis.url
-        simulator_port, broker_port, baseline_port = free_port(), free_port(), free_port()
+        # The million-session store has its own Redis and its own broker, so that the lookup
+        # rows with 1k and 1M sessions can run in alternation, alike in everything but the store.
+        large_dir = self.run_dir / "large"
+        large_dir.mkdir()
+        self.large_redis = start_redis_server(large_dir)
+        simulator_port, baseline_port = free_port(), free_port()
         self.simulator = start_python(
             "simulator",
             [
@@ -114,12 +120,36 @@ class Bench:
             self.run_dir,
             base_url=f"http://127.0.0.1:{simulator_port}",
         )  # fmt: skip
-        broker_env = {
+        self.broker = self._start_broker("broker", self.redis.url)
+        self.large_broker = self._start_broker("broker-1m", self.large_redis.url)
+        self.baseline = start_python(
+            "baseline",
+            [
+                "-m", "tests.bench.baseline",
+                "--port", str(baseline_port),
+                "--redis-url", self.redis.url,
+            ],
+            {},
+            self.run_dir,
+            base_url=f"http://127.0.0.1:{baseline_port}",
+        )  # fmt: skip
+        self.processes = [self.simulator, self.broker, self.large_broker, self.baseline]
+        # The simulator is up when it refuses a call without its key; the broker when Redis is.
+        self.simulator.wait_http("/v2/live", status=401)
+        self.broker.wait_http("/readyz")
+        self.large_broker.wait_http("/readyz")
+        self.baseline.wait_http("/healthz")
+        self.redis_process = _RedisProcess(self.redis, "redis")
+        self.large_redis_process = _RedisProcess(self.large_redis, "redis-1m")
+
+    def _start_broker(self, name: str, redis_url: str) -> Process:
+        port = free_port()
+        env = {
             "GLADIA_API_KEY": self.gladia_key,
             "GLADIA_API_URL": self.simulator.base_url or "",
             "REDIS_URL": redis_url,
             "BROKER_SECRET_KEYS": str(self.settings.secret_keys[0]),
-            "BROKER_PUBLIC_URL": f"http://127.0.0.1:{broker_port}",
+            "BROKER_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "BROKER_TOKEN_MAX_TTL": str(24 * 3600),
             # Limits on: their scripts are part of every create's cost. High enough that the
             # load (one address, a thousand users, tens of thousands of live sessions) passes.
@@ -133,36 +163,42 @@ class Bench:
             "BROKER_CALLBACK_EVENTS": "final_transcripts",
             "LOG_LEVEL": "INFO",
         }
-        self.broker = start_python(
-            "broker",
-            ["-m", "broker", "serve", "--host", "127.0.0.1", "--port", str(broker_port)],
-            broker_env,
+        return start_python(
+            name,
+            ["-m", "broker", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env,
             self.run_dir,
-            base_url=f"http://127.0.0.1:{broker_port}",
+            base_url=f"http://127.0.0.1:{port}",
         )
-        self.baseline = start_python(
-            "baseline",
-            ["-m", "tests.bench.baseline", "--port", str(baseline_port), "--redis-url", redis_url],
-            {},
-            self.run_dir,
-            base_url=f"http://127.0.0.1:{baseline_port}",
-        )
-        self.processes = [self.simulator, self.broker, self.baseline]
-        # The simulator is up when it refuses a call without its key; the broker when Redis is.
-        self.simulator.wait_http("/v2/live", status=401)
-        self.broker.wait_http("/readyz")
-        self.baseline.wait_http("/healthz")
-        self.redis_process = _RedisProcess(self.redis)
 
     def stop(self) -> None:
         for process in self.processes:
             process.stop()
-        if self.redis is not None:
-            self.redis.stop()
+        for server in (self.redis, getattr(self, "large_redis", None)):
+            if server is not None:
+                server.stop()
 
-    def redis_client(self) -> redis.Redis:
+    def stop_large_store(self) -> None:
+        """Free the million-session store once its rows are measured."""
+        self.large_broker.stop()
+        self.large_redis.stop()
+        self.processes.remove(self.large_broker)
+
+    def watched(self) -> list[Process]:
+        """Every process whose CPU a run reports."""
+        found = [self.broker, self.simulator, self.baseline, self.redis_process]
+        if self.large_broker in self.processes:
+            found[2:2] = [self.large_broker]
+            found.append(self.large_redis_process)
+        return found
+
+    def redis_client(self, *, raw: bool = False) -> redis.Redis:
         assert self.redis is not None
-        return redis.Redis(host="127.0.0.1", port=self.redis.port, decode_responses=True)
+        return redis.Redis(host="127.0.0.1", port=self.redis.port, decode_responses=not raw)
+
+    def large_redis_client(self, *, raw: bool = False) -> redis.Redis:
+        port = self.large_redis.port
+        return redis.Redis(host="127.0.0.1", port=port, decode_responses=not raw)
 
     # --- measurements ---------------------------------------------------------------------------
 
@@ -172,7 +208,7 @@ class Bench:
         """One measured run: as fast as answered (wrk), or paced to `rate` requests a second."""
         assert target.base_url is not None
         requests_file = write_requests(self.run_dir / f"{name}.requests", requests)
-        watched = [self.broker, self.simulator, self.baseline, self.redis_process]
+        watched = self.watched()
         connections, duration_s = self.options.connections, self.options.duration_s
         if rate:
             result = run_paced(
@@ -255,8 +291,8 @@ def _py_spy() -> str:
 class _RedisProcess(Process):
     """The redis-server of the run, watched like the Python processes."""
 
-    def __init__(self, server: RedisServer) -> None:
-        super().__init__(name="redis", popen=server.process, log_path=Path("/dev/null"))
+    def __init__(self, server: RedisServer, name: str) -> None:
+        super().__init__(name=name, popen=server.process, log_path=Path("/dev/null"))
 
 
 @dataclass(frozen=True)
@@ -346,11 +382,16 @@ def _measure(bench: Bench, report: Report) -> None:
         PreparedRequest("GET", f"/v1/sessions/{t.session_id}", bench.bearer(t.subject))
         for t in targets
     ]
+    # The same sessions in the million-session store, for its own broker.
+    large_client = bench.large_redis_client()
+    with bench.redis_client(raw=True) as source, bench.large_redis_client(raw=True) as target:
+        populate.copy_all(source, target)
     first = lookups[0]
     assert first.header is not None
-    check = httpx.get((bench.broker.base_url or "") + first.path, headers=[first.header])
-    if check.status_code != 200:
-        raise RuntimeError(f"a lookup through the broker answered {check.status_code}")
+    for broker in (bench.broker, bench.large_broker):
+        check = httpx.get((broker.base_url or "") + first.path, headers=[first.header])
+        if check.status_code != 200:
+            raise RuntimeError(f"a lookup through {broker.name} answered {check.status_code}")
     with client.pipeline(transaction=False) as pipe:
         for target in targets:
             pipe.set(baseline_key(target.session_id), check.content)
@@ -359,21 +400,22 @@ def _measure(bench: Bench, report: Report) -> None:
         PreparedRequest("GET", f"/lookup/{t.session_id}", request.header)
         for t, request in zip(targets, lookups, strict=True)
     ]
-    lookup_small, baseline = _alternate(
+
+    # A million sessions stored around the same ones, in the other store.
+    before = populate.used_memory(large_client)
+    filler = options.large_store - LOOKUP_SESSIONS
+    populate.fill(large_client, bench.settings, 0, filler)
+    filled_bytes = (populate.used_memory(large_client) - before) / max(filler, 1)
+    stored = int(large_client.dbsize())
+    lookup_small, baseline, lookup_large = _alternate(
         bench,
         [
             ("lookup-1k", bench.broker, lookups),
             ("lookup-baseline", bench.baseline, baseline_requests),
+            ("lookup-1m", bench.large_broker, lookups),
         ],
     )
-
-    # The same lookups with a million sessions stored around them.
-    before = populate.used_memory(client)
-    filler = options.large_store - LOOKUP_SESSIONS
-    populate.fill(client, bench.settings, 0, filler)
-    filled_bytes = (populate.used_memory(client) - before) / max(filler, 1)
-    stored = int(client.dbsize())
-    [lookup_large] = _alternate(bench, [("lookup-1m", bench.broker, lookups)])
+    bench.stop_large_store()
 
     # Creates: through the broker vs straight to the simulator, saturated, then paced.
     client.flushall()

@@ -120,6 +120,19 @@ def fill(client: redis.Redis, settings: Settings, first: int, count: int) -> Non
         script(keys=[], args=list(args))
 
 
+def copy_all(source: redis.Redis, target: redis.Redis) -> None:
+    """Every key of `source` into `target`, byte for byte, with its TTL (DUMP and RESTORE).
+
+    Both clients without decode_responses: a DUMP is bytes.
+    """
+    with target.pipeline(transaction=False) as pipe:
+        for key in source.scan_iter(count=1000):
+            dumped = source.dump(key)
+            if dumped is not None:  # gone since the scan
+                pipe.restore(key, max(int(source.pttl(key)), 0), dumped, replace=True)
+        pipe.execute()
+
+
 def used_memory(client: redis.Redis) -> int:
     return int(client.info("memory")["used_memory"])
 
