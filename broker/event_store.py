@@ -54,7 +54,12 @@ return {'stored', id}
 # "session id, event, payload" lines, and checked against the session id when the binding is made.
 _STORE_CALLBACK = (
     """
-local bound = redis.call('GET', KEYS[4])
+local bound
+if redis.call('TYPE', KEYS[4])['ok'] == 'hash' then  -- written as a hash by an earlier version
+  bound = redis.call('HGET', KEYS[4], 'session_id')
+else
+  bound = redis.call('GET', KEYS[4])
+end
 if not bound then
   if redis.call('LLEN', KEYS[5]) >= __EARLY_MAX__ then return {'full'} end
   redis.call('RPUSH', KEYS[5], ARGV[8] .. '\\n' .. ARGV[4] .. '\\n' .. ARGV[7])
@@ -315,7 +320,11 @@ class EventStore:
         await self._redis.set(_session_owner_key(session_id), owner, ex=self._callback_ttl_s)
 
     async def binding(self, owner: str, request_id: str) -> Binding:
-        bound = cast(str | None, await self._redis.get(_binding_key(owner, request_id)))
+        key = _binding_key(owner, request_id)
+        if await self._redis.type(key) == "hash":  # written as a hash by an earlier version
+            fields = cast(dict[str, str], await self._redis.hgetall(key))
+            return Binding(fields.get("session_id"), fields.get("subject"))
+        bound = cast(str | None, await self._redis.get(key))
         if bound is None:
             return Binding(None, None)
         session_id, _, subject = bound.partition("\n")
