@@ -15,7 +15,6 @@ from broker.event_store import (
     EventStore,
     Outcome,
     early_deliveries,
-    session_callback_keys,
 )
 from broker.events import delivery_digest, event_fields, status_after
 from broker.scripts import ComposedScript
@@ -125,19 +124,6 @@ async def test_a_deleted_session_is_unknown(stores: tuple[SessionStore, EventSto
     sessions, events = stores
     await sessions.delete(record())
     assert await store(events, delivery("live.start_recording")) == Outcome.UNKNOWN
-
-
-async def test_a_binding_written_as_a_hash_by_an_earlier_version_still_serves(
-    client: redis.Redis,
-) -> None:
-    sessions, events = SessionStore(client, SETTINGS), EventStore(client, SETTINGS)
-    await sessions.save(record())
-    binding, _ = session_callback_keys(OWNER, REQUEST, "s1")
-    await client.hset(binding, mapping={"session_id": "s1", "subject": "alice"})
-    found = await events.binding(OWNER, REQUEST)
-    assert (found.session_id, found.subject) == ("s1", "alice")
-    assert await store(events, delivery("live.start_recording")) == Outcome.STORED
-    assert await store(events, delivery("live.end_session", session_id="s2")) == Outcome.MISMATCH
 
 
 async def test_callbacks_before_the_binding_are_kept_and_returned_by_it(
