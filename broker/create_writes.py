@@ -9,6 +9,7 @@ session's owner for account webhooks (only when webhooks are configured: nothing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import redis.asyncio as redis
@@ -55,7 +56,10 @@ class CreateWrites:
         self._owner_slot = ComposedScript(client, functions)
 
     async def write(self, record: SessionRecord, subject_id: str) -> Written:
-        """Every write at once; none is retried, and a failure of one does not stop the others."""
+        """Every write at once; none is retried, and a failure of one does not stop the others.
+
+        When the record's script fails, the create's leases are released before returning.
+        """
         steps = [
             self._store.save_step(record),
             self._limits.confirm_subject_step(record.owner, record.request_id, record.id),
@@ -78,7 +82,14 @@ class CreateWrites:
             return_exceptions=True,
         )
         early: list[EarlyDelivery] = []
-        if not isinstance(owner_slot, BaseException) and self._bind_callbacks:
+        if isinstance(owner_slot, BaseException):
+            # Unrecorded, the session cannot be reached again: it must not hold a lease for
+            # hours. The subject's lease may still be pending (its confirmation was in the
+            # script), the account's may be confirmed already: both names go, in both sets.
+            for lease_id in (record.request_id, record.id):
+                with contextlib.suppress(Exception):
+                    await self._limits.release_lease(record.owner, lease_id)
+        elif self._bind_callbacks:
             early = early_deliveries(owner_slot[2])
         return Written(
             record=owner_slot if isinstance(owner_slot, BaseException) else None,

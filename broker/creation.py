@@ -8,7 +8,6 @@ before any new create.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -119,10 +118,7 @@ async def _send_and_store(
     )
     written = await found.create_writes.write(record, subject.id)
     if written.record is not None:
-        # Unrecorded, the session cannot be reached again: it must not hold a lease for hours.
-        with contextlib.suppress(Exception):
-            await found.limits.release_lease(subject.key, record.id)
-        raise written.record
+        raise written.record  # its leases are released already
     # The session is recorded and usable either way. An unconfirmed account lease lapses soon
     # (more permissive for a while, never a second create); an unknown owner leaves only the
     # account webhooks about this session unanswered.

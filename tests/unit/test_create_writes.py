@@ -17,7 +17,7 @@ from broker.limits import ACCOUNT_LEASES_KEY, Limits, subject_leases_key
 from broker.settings import Settings
 from broker.store import SessionRecord, SessionStore, session_keys
 
-SETTINGS = Settings(max_live_per_subject=5, account_max_live=50, creates_per_minute=50)
+SETTINGS = Settings(max_live_per_subject=1, account_max_live=50, creates_per_minute=50)
 OWNER = "b" * 32
 REQUEST = "q" * 32
 
@@ -114,7 +114,13 @@ async def test_a_failed_account_lease_leaves_the_session_recorded(client: redis.
 async def test_a_failed_owner_script_is_reported_as_the_record_failing(
     client: redis.Redis,
 ) -> None:
+    limits = Limits(client, SETTINGS)
+    await limits.admit(OWNER, REQUEST)
     await client.set(session_keys(OWNER, "s1").index, "not a sorted set")  # a step fails
     written = await writes(client).write(record(), "alice")
     assert isinstance(written.record, ResponseError)
     assert written.early == []
+    # The client's retry is not refused for a lease this create still held.
+    assert await client.zcard(subject_leases_key(OWNER)) == 0
+    assert await client.zcard(ACCOUNT_LEASES_KEY) == 0
+    await limits.admit(OWNER, "q2" * 16)
