@@ -36,7 +36,7 @@ class AttemptGuardMiddleware:
         limits: Limits = scope["app"].state.services.limits
         address = str(client[0])
         try:
-            await limits.check_address(address)
+            unchecked = await limits.check_address(address)
         except TooManyRequests as refused:
             request_id = str(scope.get("state", {}).get("request_id", "-"))
             await error_response(refused, str(scope["path"]), request_id)(scope, receive, send)
@@ -49,7 +49,11 @@ class AttemptGuardMiddleware:
                 status = message["status"]
             await send(message)
 
-        await self.app(scope, receive, send_noting_status)
-        if status in MISS_STATUSES:
-            # A fresh id each time: a client-chosen one (X-Request-ID) would count only once.
-            await limits.record_miss(address, uuid.uuid4().hex)
+        try:
+            await self.app(scope, receive, send_noting_status)
+            if status in MISS_STATUSES:
+                # A fresh id each time: a client-chosen one (X-Request-ID) would count only once.
+                await limits.record_miss(address, uuid.uuid4().hex)
+        finally:
+            if unchecked:  # after the miss is noted: the next request is looked up
+                limits.end_unchecked(address)

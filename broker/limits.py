@@ -8,7 +8,7 @@ Redis `TIME`, so instances with drifting clocks still agree. Keys (each with a T
   to admission time (ms). Shares the subject's hash tag, so one script checks both atomically.
 - `broker:{account}:leases`: every live session of the Gladia account, same shape.
 - `broker:{addr:<hash>}:misses`: failed authentications and not-found answers per client address.
-  Only addresses this instance has seen miss within the window are looked up (`RecentMisses`).
+  Most requests from an address that has not missed here need no look-up (`RecentMisses`).
 
 Every script is safe to run twice for one request (members are request or session ids, so a retry
 refreshes instead of counting again: a timed-out command may still have been applied, §4.3).
@@ -172,13 +172,14 @@ def address_bucket(address: str) -> str:
 
 
 class RecentMisses:
-    """The addresses that have missed on this instance within the window, oldest first.
+    """What this instance knows of client addresses, so that most need no look-up in Redis.
 
-    Only these can be over their limit as far as this instance can tell, so only these are
-    looked up in Redis: a client that has never missed here costs no round trip. Across
-    instances the guard loses at most one miss per instance and window: the first miss an
-    instance sees is counted in Redis as always, and from then on it checks that address.
-    At `capacity` addresses (misses from a whole network) every address is checked.
+    An address that has missed here within the window is looked up on every request. Any other
+    address may have one request at a time let through without a look-up (the unchecked slot);
+    its other requests meanwhile are looked up. So across instances an address gets at most one
+    unchecked miss per instance and window: that miss is counted in Redis as always, and from
+    then on this instance looks the address up. At `capacity` addresses every request is
+    looked up.
     """
 
     def __init__(
@@ -191,20 +192,31 @@ class RecentMisses:
         self._capacity = capacity
         self._clock = clock
         self._last_miss: dict[str, float] = {}
+        self._unchecked: set[str] = set()
 
     def note(self, bucket: str) -> None:
         self._last_miss.pop(bucket, None)  # re-inserted last: the dict stays oldest first
         self._last_miss[bucket] = self._clock()
         self._forget_expired()
         if len(self._last_miss) > self._capacity:
-            # Still full after this: everything is checked until the oldest expires anyway.
+            # Still full after this: everything is looked up until the oldest expires anyway.
             del self._last_miss[next(iter(self._last_miss))]
 
-    def may_be_refused(self, bucket: str) -> bool:
+    def take_unchecked(self, bucket: str) -> bool:
+        """Whether this request may skip the look-up; if so, `release` it once answered."""
         self._forget_expired()
-        if len(self._last_miss) >= self._capacity:
-            return True
-        return bucket in self._last_miss
+        if (
+            bucket in self._last_miss
+            or bucket in self._unchecked
+            or len(self._last_miss) >= self._capacity
+            or len(self._unchecked) >= self._capacity
+        ):
+            return False
+        self._unchecked.add(bucket)
+        return True
+
+    def release(self, bucket: str) -> None:
+        self._unchecked.discard(bucket)
 
     def _forget_expired(self) -> None:
         horizon = self._clock() - self._window_s
@@ -319,11 +331,15 @@ class Limits:
         time_s, time_us = await self._redis.time()
         return int(await self._redis.zcount(key, f"({time_s * 1000 + time_us // 1000}", "+inf"))
 
-    async def check_address(self, address: str) -> None:
-        """Refuse an address with too many recent misses; fails open when Redis is down."""
+    async def check_address(self, address: str) -> bool:
+        """Refuse an address with too many recent misses; fails open when Redis is down.
+
+        True when the request was let through without a look-up (`RecentMisses`): the caller
+        then calls `end_unchecked(address)` once the request is answered and its miss noted.
+        """
         bucket = address_bucket(address)
-        if not self._recent_misses.may_be_refused(bucket):
-            return
+        if self._recent_misses.take_unchecked(bucket):
+            return True
         try:
             allowed, wait_ms = await self._check_address(
                 keys=[_misses_key(bucket)], args=[self._max_misses, self._window_ms]
@@ -331,10 +347,15 @@ class Limits:
         except RedisError as exc:
             # Cheap reads degrade open (§4.4); creates still fail closed on their own leases.
             logger.warning("attempt counter unavailable: %s", type(exc).__name__)
-            return
+            return False
         if not allowed:
             self._refuse("failed_attempts", "Too many failed attempts from this address",
                          _wait_s(wait_ms))  # fmt: skip
+        return False
+
+    def end_unchecked(self, address: str) -> None:
+        """The unchecked request from `address` is answered: another may skip the look-up."""
+        self._recent_misses.release(address_bucket(address))
 
     async def record_miss(self, address: str, attempt_id: str) -> None:
         """Count a failed authentication or a not-found answer against the client's address."""

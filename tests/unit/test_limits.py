@@ -240,19 +240,27 @@ async def test_misses_from_one_address_end_in_429_for_that_address_only(
     assert await client.zcard(address_misses_key("203.0.113.7")) == 3
 
 
-async def test_an_address_that_never_missed_here_costs_no_redis_round_trip(
+async def test_an_address_that_never_missed_here_costs_no_redis_round_trip_one_at_a_time(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # Redis is down: a lookup would fail open with a warning, so the warning shows the lookup.
+    # Redis is down: a look-up fails open with a warning, so the warnings count the look-ups.
     down = open_redis(Settings(redis_url="redis://127.0.0.1:1/0", redis_connect_timeout_s=0.2))
     try:
         limits = limits_for(down)
         with caplog.at_level("WARNING", logger="broker.limits"):
-            await limits.check_address("203.0.113.7")
+            assert await limits.check_address("203.0.113.7") is True
             assert caplog.records == []
+            # While that request is unanswered, the same address's others are looked up.
+            assert await limits.check_address("203.0.113.7") is False
+            assert len(caplog.records) == 1
+            limits.end_unchecked("203.0.113.7")
+            assert await limits.check_address("203.0.113.7") is True
+            assert len(caplog.records) == 1
             await limits.record_miss("203.0.113.7", "a1")
+            limits.end_unchecked("203.0.113.7")
             caplog.clear()
-            await limits.check_address("203.0.113.7")
+            # After a miss here, every request is looked up for the window.
+            assert await limits.check_address("203.0.113.7") is False
             assert [r.getMessage() for r in caplog.records] == [
                 "attempt counter unavailable: ConnectionError"
             ]
@@ -272,14 +280,14 @@ async def test_misses_counted_by_another_instance_refuse_here_from_the_first_mis
     assert (await refusal(second.check_address("203.0.113.7"))).reason == "failed_attempts"
 
 
-def test_recent_misses_check_every_address_once_full() -> None:
+def test_recent_misses_look_up_every_address_once_full() -> None:
     recent = RecentMisses(window_s=60, capacity=2)
     recent.note("a")
-    assert recent.may_be_refused("a")
-    assert not recent.may_be_refused("b")
+    assert not recent.take_unchecked("a")
+    assert recent.take_unchecked("b")
     recent.note("b")
-    recent.note("c")  # over capacity: the oldest goes, and every address is checked
-    assert recent.may_be_refused("never-missed")
+    recent.note("c")  # over capacity: the oldest goes, and every address is looked up
+    assert not recent.take_unchecked("never-missed")
 
 
 def test_recent_misses_forget_an_address_after_the_window() -> None:
@@ -288,10 +296,10 @@ def test_recent_misses_forget_an_address_after_the_window() -> None:
     recent.note("a")
     now[0] += 59
     recent.note("b")
-    assert recent.may_be_refused("a")
+    assert not recent.take_unchecked("a")
     now[0] += 2
-    assert not recent.may_be_refused("a")
-    assert recent.may_be_refused("b")
+    assert recent.take_unchecked("a")
+    assert not recent.take_unchecked("b")
 
 
 async def test_misses_expire_with_their_window(client: aioredis.Redis) -> None:
