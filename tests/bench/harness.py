@@ -262,7 +262,9 @@ class Bench:
         """The same creates through the broker, and as the broker sends them to Gladia."""
         body = json.dumps(CREATE_BODY, separators=(",", ":"))
         through_broker = [
-            PreparedRequest("POST", "/v1/sessions", self.bearer(f"bench-create-{n}"), body)
+            PreparedRequest(
+                "POST", "/v1/sessions", self.bearer(f"bench-create-{n}"), body, user_address(n)
+            )
             for n in range(CREATE_SUBJECTS)
         ]
         policy = SessionPolicy(self.settings.max_channels, None)
@@ -278,6 +280,11 @@ class Bench:
                 )
             )
         return through_broker, direct
+
+
+def user_address(n: int) -> str:
+    """The n-th user's own address: end users reach the broker from many addresses."""
+    return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
 
 
 def _py_spy() -> str:
@@ -379,8 +386,10 @@ def _measure(bench: Bench, report: Report) -> None:
     # keys, each holding the broker's answer for one of them.
     targets = asyncio.run(populate.save_targets(_url(bench), bench.settings, LOOKUP_SESSIONS))
     lookups = [
-        PreparedRequest("GET", f"/v1/sessions/{t.session_id}", bench.bearer(t.subject))
-        for t in targets
+        PreparedRequest(
+            "GET", f"/v1/sessions/{t.session_id}", bench.bearer(t.subject), client=user_address(n)
+        )
+        for n, t in enumerate(targets)
     ]
     # The same sessions in the million-session store, for its own broker.
     large_client = bench.large_redis_client()
@@ -397,7 +406,7 @@ def _measure(bench: Bench, report: Report) -> None:
             pipe.set(baseline_key(target.session_id), check.content)
         pipe.execute()
     baseline_requests = [
-        PreparedRequest("GET", f"/lookup/{t.session_id}", request.header)
+        PreparedRequest("GET", f"/lookup/{t.session_id}", request.header, client=request.client)
         for t, request in zip(targets, lookups, strict=True)
     ]
 

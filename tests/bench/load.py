@@ -24,10 +24,13 @@ class PreparedRequest:
     path: str
     header: tuple[str, str] | None = None
     body: str = ""
+    # The end user's address, as the gateway in front of the broker names it (X-Forwarded-For,
+    # believed from 127.0.0.1, the default BROKER_TRUSTED_PROXIES).
+    client: str = ""
 
     def line(self) -> str:
         name, value = self.header or ("", "")
-        fields = (self.method, self.path, name, value, self.body)
+        fields = (self.method, self.path, name, value, self.client, self.body)
         if any("\t" in item or "\n" in item for item in fields):
             raise ValueError("a prepared request may not contain tabs or newlines")
         return "\t".join(fields)

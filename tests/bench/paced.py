@@ -28,8 +28,10 @@ def read_requests(path: Path) -> list[tuple[str, str, dict[str, str], bytes | No
     """The harness's prepared requests: METHOD, PATH, HEADER NAME, HEADER VALUE, BODY."""
     prepared = []
     for line in path.read_text().splitlines():
-        method, target, name, value, body = (line.split("\t") + [""] * 5)[:5]
+        method, target, name, value, client, body = (line.split("\t") + [""] * 6)[:6]
         headers = {name: value} if name else {}
+        if client:
+            headers["X-Forwarded-For"] = client
         if body:
             headers["Content-Type"] = "application/json"
         prepared.append((method, target, headers, body.encode() if body else None))

@@ -4,7 +4,8 @@
 --   wrk ... -s requests.lua URL -- REQUESTS_FILE
 --
 -- REQUESTS_FILE: one request per line, tab-separated: METHOD, PATH, HEADER NAME, HEADER VALUE,
--- BODY (may be empty). A non-empty body is sent as application/json.
+-- CLIENT ADDRESS (sent as X-Forwarded-For; may be empty), BODY (may be empty). A non-empty body
+-- is sent as application/json.
 
 local requests = {}
 local next_index = 1
@@ -12,9 +13,11 @@ local next_index = 1
 function init(args)
   local path = args[1]
   for line in io.lines(path) do
-    local method, target, name, value, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t?(.*)$")
+    local method, target, name, value, client, body =
+      line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t?(.*)$")
     local headers = {}
     if name ~= "" then headers[name] = value end
+    if client ~= "" then headers["X-Forwarded-For"] = client end
     if body == "" then
       body = nil
     else
