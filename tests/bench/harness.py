@@ -595,7 +595,7 @@ def _rows(
     ))  # fmt: skip
     rows.append(Row(
         "Redis bytes per live session",
-        f"{session_bytes:.0f} (MEMORY USAGE: every key it holds, and its shares of sets)",
+        f"{session_bytes:.0f} (MEMORY USAGE: its own keys, its shares of the sets it is in)",
         f"{filled_bytes:.0f} (used_memory growth per filled session: record + index)",
         "", "<= 600", _verdict(max(session_bytes, filled_bytes) <= 600),
     ))  # fmt: skip

@@ -141,7 +141,9 @@ def session_bytes(client: redis.Redis, owner: str, session_id: str) -> dict[str,
     """MEMORY USAGE of every key the live session holds alone (its record, cached result,
     callback binding, owner for webhooks), and its share of each set it is a member of (the
     owner's index, the owner's leases, the account's leases), by part. Its events (a stream
-    of transcripts, as long as the session speaks) are data, not what a session costs."""
+    of transcripts, as long as the session speaks) are data, not what a session costs; the
+    user's create window and an Idempotency-Key claim belong to a create, for a minute or a
+    day, and are not counted either."""
     keys = session_keys(owner, session_id)
     stored = client.get(keys.record)
     request_id = json.loads(stored)["request_id"] if stored else ""
