@@ -27,9 +27,10 @@ from broker.limits import (
 )
 from broker.redis_connection import open_redis
 from broker.settings import Settings
-from broker.store import SessionRecord, SessionStore, session_keys
+from broker.store import SessionStore, session_keys
 from tests.broker.conftest import Simulator, running_broker
 from tests.support.leases import confirm_leases
+from tests.support.records import session_record
 from tests.support.servers import RedisServer, start_redis_server
 
 Headers = Callable[[str], dict[str, str]]
@@ -279,16 +280,7 @@ async def _incr(client: aioredis.Redis, settings: Settings) -> object:
 
 
 async def _save(client: aioredis.Redis, settings: Settings) -> object:
-    record = SessionRecord(
-        id="s-1",
-        owner="owner-a",
-        url="wss://api.gladia.io/v2/live?token=t",
-        created_at="2026-11-25T10:00:00.000Z",
-        expires_at="2026-11-25T13:00:00.000Z",
-        status="created",
-        messages_config={"receive_acknowledgments": True},
-        request_id="r-1",
-    )
+    record = session_record("s-1", "owner-a", "r-1", url="wss://api.gladia.io/v2/live?token=t")
     await SessionStore(client, settings).save(record)
     return None
 

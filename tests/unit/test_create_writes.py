@@ -16,6 +16,7 @@ from broker.events import event_fields
 from broker.limits import ACCOUNT_LEASES_KEY, Limits, subject_leases_key
 from broker.settings import Settings
 from broker.store import SessionRecord, SessionStore, session_keys
+from tests.support.records import session_record
 
 SETTINGS = Settings(max_live_per_subject=1, account_max_live=50, creates_per_minute=50)
 OWNER = "b" * 32
@@ -23,16 +24,7 @@ REQUEST = "q" * 32
 
 
 def record(session_id: str = "s1") -> SessionRecord:
-    return SessionRecord(
-        id=session_id,
-        owner=OWNER,
-        url=f"wss://gladia.test/v2/live?token=t-{session_id}",
-        created_at="2026-11-25T10:00:00.000Z",
-        expires_at="2026-11-25T13:00:00.000Z",
-        status="created",
-        messages_config={"receive_acknowledgments": True},
-        request_id=REQUEST,
-    )
+    return session_record(session_id, OWNER, REQUEST)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from broker.events import delivery_digest, event_fields, status_after
 from broker.scripts import ComposedScript
 from broker.settings import Settings
 from broker.store import SessionRecord, SessionStore
+from tests.support.records import session_record
 
 SETTINGS = Settings(events_max=100)
 OWNER = "a" * 32
@@ -27,16 +28,7 @@ REQUEST = "r" * 32
 
 
 def record(session_id: str = "s1", status: str = "created") -> SessionRecord:
-    return SessionRecord(
-        id=session_id,
-        owner=OWNER,
-        url=f"wss://gladia.test/v2/live?token=t-{session_id}",
-        created_at="2026-11-25T10:00:00.000Z",
-        expires_at="2026-11-25T13:00:00.000Z",
-        status=status,
-        messages_config={"receive_acknowledgments": True},
-        request_id=REQUEST,
-    )
+    return session_record(session_id, OWNER, REQUEST, status=status)
 
 
 def delivery(event: str, session_id: str = "s1", **payload: object) -> Delivery:

@@ -10,21 +10,13 @@ from redis.asyncio.cluster import RedisCluster
 from broker.redis_connection import open_redis
 from broker.settings import Settings
 from broker.store import SessionRecord, SessionStore
+from tests.support.records import session_record
 
 SETTINGS = Settings(sessions_index_max=5)
 
 
 def record(session_id: str, owner: str = "owner-a", status: str = "created") -> SessionRecord:
-    return SessionRecord(
-        id=session_id,
-        owner=owner,
-        url=f"wss://gladia.test/v2/live?token=t-{session_id}",
-        created_at="2026-11-25T10:00:00.000Z",
-        expires_at="2026-11-25T13:00:00.000Z",
-        status=status,
-        messages_config={"receive_acknowledgments": True},
-        request_id="r-" + session_id,
-    )
+    return session_record(session_id, owner, "r-" + session_id, status=status)
 
 
 async def all_keys(client: redis.Redis, pattern: str) -> list[str]:

@@ -13,7 +13,6 @@ import time_machine
 from broker.callbacks import CallbackBinding
 from broker.identity import Subject
 from broker.settings import Settings
-from broker.store import SessionRecord
 from tests.broker.conftest import BrokerFactory, Simulator
 from tests.broker.events.conftest import (
     Headers,
@@ -26,6 +25,7 @@ from tests.broker.events.conftest import (
     wait_for,
 )
 from tests.simulator.audio import speech
+from tests.support.records import session_record
 from tests.support.sdk import stream_to_created
 from tests.support.tampering import tampered
 
@@ -214,15 +214,8 @@ async def test_callbacks_that_beat_the_create_answer_are_kept_until_it_lands(
         assert (await broker.client.post(path, json=early)).status_code == 202
         assert (await broker.client.post(path, json=forged)).status_code == 202
 
-        record = SessionRecord(
-            id="sess-early",
-            owner=subject.key,
-            url="ws://gladia.test/v2/live?token=t",
-            created_at="2026-11-25T10:00:00.000Z",
-            expires_at="2026-11-25T13:00:00.000Z",
-            status="created",
-            messages_config={"receive_acknowledgments": True},
-            request_id=request_id,
+        record = session_record(
+            "sess-early", subject.key, request_id, url="ws://gladia.test/v2/live?token=t"
         )
         # What a create does once Gladia answers: write everything, then take the early ones.
         written = await found.create_writes.write(record, subject.id)
