@@ -232,7 +232,17 @@ def _sentinel_redis(settings: Settings, address: SentinelUrl) -> redis.Redis:
     options = _connection_options(settings)
     tls = {"ssl": True} if address.tls else {}
     sentinel_password = settings.redis_sentinel_password
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    # One mapping of keyword arguments: unpacked one by one, mypy would match them against
+    # Sentinel's own keyword parameters (min_other_sentinels, force_master_ip).
+    master_kwargs: dict[str, Any] = {
+        "username": address.username,
+        "password": address.password,
+        "db": address.db,
+        **tls,
+        **address.options,
+        **options,
+    }
+    sentinel = Sentinel(
         list(address.sentinels),
         sentinel_kwargs={
             "socket_timeout": settings.redis_socket_timeout_s,
@@ -243,12 +253,7 @@ def _sentinel_redis(settings: Settings, address: SentinelUrl) -> redis.Redis:
             **tls,
             **address.options,
         },
-        username=address.username,
-        password=address.password,
-        db=address.db,
-        **tls,
-        **address.options,
-        **options,
+        **master_kwargs,
     )
     client = sentinel.master_for(
         address.service_name,

@@ -133,10 +133,18 @@ def test_the_build_context_leaves_out_everything_but_the_package() -> None:
     assert {line for line in ignored if line.startswith("!")} == {
         "!pyproject.toml",
         "!README.md",
+        "!deploy/requirements.lock",
         "!broker/",
     }
     copied = " ".join(dockerfile("COPY"))
     assert ".env" not in copied and "tests" not in copied
+
+
+def test_the_image_installs_the_locked_versions_and_nothing_unpinned() -> None:
+    installs = [line for line in dockerfile("RUN") if "pip install" in line]
+    assert installs[0].endswith("--require-hashes -r /src/deploy/requirements.lock")
+    # The broker's own package after it adds no dependency the lock did not pin.
+    assert all("--no-deps" in line for line in installs[1:]) and len(installs) == 2
 
 
 # --- compose --------------------------------------------------------------------------------
