@@ -14,16 +14,16 @@ import uvicorn
 from starlette.datastructures import Secret
 from starlette.types import ASGIApp
 
-from broker.app import create_app, create_metrics_app
-from broker.identity import TokenService
-from broker.observability import configure_logging
-from broker.routes.demo import DemoOptions
+from broker.identity.credentials import TokenService
+from broker.observability.logs import configure_logging
 from broker.settings import (
     Settings,
     SettingsError,
     check_for_production,
     load_settings,
 )
+from broker.web.app import create_app, create_metrics_app
+from broker.web.routes.demo import DemoOptions
 
 DEV_SUBJECT = "dev-user"
 DEV_SERVICE_KEY = "development-only-service-key-000000"

@@ -35,8 +35,8 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-from broker.metrics import Metrics
-from broker.observability import AccessLogMiddleware, configure_logging, install_redaction
+from broker.observability.logs import AccessLogMiddleware, configure_logging, install_redaction
+from broker.observability.metrics import Metrics
 
 # With multiprocessing imported, logging asks it for the process name of every record, as it
 # does in `broker serve`; without, this process would measure less than the broker spends.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from broker.identity import TokenService
+from broker.identity.credentials import TokenService
 from broker.settings import load_settings
 from tests.support.servers import free_port, start_redis_server
 

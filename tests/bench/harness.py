@@ -31,8 +31,8 @@ import httpx
 import redis
 from starlette.datastructures import Secret
 
-from broker.identity import Subject, TokenService
-from broker.policy import SessionPolicy
+from broker.identity.credentials import Subject, TokenService
+from broker.policy.init_body import SessionPolicy
 from broker.settings import Settings
 from tests.bench import populate
 from tests.bench.baseline import baseline_key

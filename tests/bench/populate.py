@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio as aioredis
 
-from broker.event_store import session_callback_keys
-from broker.identity import Subject
-from broker.limits import ACCOUNT_LEASES_KEY, subject_leases_key
+from broker.identity.credentials import Subject
+from broker.policy.limits import ACCOUNT_LEASES_KEY, subject_leases_key
 from broker.settings import Settings
-from broker.store import SessionRecord, SessionStore, session_keys
+from broker.store.events import session_callback_keys
+from broker.store.records import SessionRecord, SessionStore, session_keys
 
 # Placeholders the Lua filler replaces per session; none is a Lua pattern character.
 OWNER, SESSION, TOKEN, REQUEST = "@OWNER@", "@ID@", "@TOKEN@", "@REQ@"

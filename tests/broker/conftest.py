@@ -14,10 +14,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.datastructures import Secret
 
-from broker.app import create_app
-from broker.identity import TokenService
+from broker.identity.credentials import TokenService
 from broker.settings import Settings
 from broker.simulator import SimulatorConfig, SimulatorState, create_simulator_app
+from broker.web.app import create_app
 from tests.support.servers import serve_in_thread
 
 # Recognisable values: if one ever shows up in a response or a log record, a test fails.

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from broker.identity import Subject
-from broker.observability import JsonFormatter
+from broker.identity.credentials import Subject
+from broker.observability.logs import JsonFormatter
 from tests.broker.conftest import Simulator
 
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from broker.app import build_routes
 from broker.settings import Settings
+from broker.web.app import build_routes
 from tests.broker.conftest import CANARY_SERVICE_KEY
 
 CHUNK = b"x" * 16_384

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from broker.identity import Subject, TokenService
+from broker.identity.credentials import Subject, TokenService
 from broker.settings import load_settings
 from tests.support.servers import free_port
 

@@ -8,11 +8,11 @@ import httpx
 import pytest
 import redis
 
-from broker.app import create_app
-from broker.identity import Subject
-from broker.limits import subject_leases_key
-from broker.routes.demo import SDK_BUNDLE, DemoOptions
+from broker.identity.credentials import Subject
+from broker.policy.limits import subject_leases_key
 from broker.settings import Settings
+from broker.web.app import create_app
+from broker.web.routes.demo import SDK_BUNDLE, DemoOptions
 from tests.broker.conftest import Simulator
 from tests.simulator.audio import speech
 from tests.support.browser import Browser, Page, running_chromium

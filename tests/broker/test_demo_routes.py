@@ -6,10 +6,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from broker.app import create_app
-from broker.identity import TokenService
-from broker.routes.demo import SDK_BUNDLE, DemoOptions
+from broker.identity.credentials import TokenService
 from broker.settings import Settings
+from broker.web.app import create_app
+from broker.web.routes.demo import SDK_BUNDLE, DemoOptions
 from tests.broker.conftest import BrokerFactory
 from tests.support.required import missing
 

@@ -16,8 +16,8 @@ from gladiaio_sdk.network import HttpError
 from gladiaio_sdk.v2.live.async_client import LiveV2AsyncClient
 from gladiaio_sdk.v2.live.generated_types import LiveV2LanguageConfig
 
-from broker.app import create_app
 from broker.settings import Settings
+from broker.web.app import create_app
 from tests.broker.conftest import Simulator
 from tests.simulator.audio import speech
 from tests.support.sdk import stream

@@ -18,16 +18,16 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from broker.limits import (
+from broker.policy.limits import (
     ACCOUNT_LEASES_KEY,
     Limits,
     address_misses_key,
     subject_creates_key,
     subject_leases_key,
 )
-from broker.redis_connection import open_redis
 from broker.settings import Settings
-from broker.store import SessionStore, session_keys
+from broker.store.connection import open_redis
+from broker.store.records import SessionStore, session_keys
 from tests.broker.conftest import Simulator, running_broker
 from tests.support.leases import confirm_leases
 from tests.support.records import session_record
@@ -258,7 +258,7 @@ async def test_a_stalled_redis_costs_at_most_the_socket_timeout(
 
 
 def _owner(subject: str) -> str:
-    from broker.identity import Subject
+    from broker.identity.credentials import Subject
 
     return Subject(subject).key
 

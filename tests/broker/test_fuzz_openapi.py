@@ -13,9 +13,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from starlette.datastructures import Secret
 
-from broker.identity import TokenService
-from broker.openapi import build_openapi
+from broker.identity.credentials import TokenService
 from broker.settings import Settings
+from broker.web.openapi import build_openapi
 from tests.bench.processes import start_python
 from tests.broker.conftest import CANARIES, CANARY_GLADIA_KEY, CANARY_SECRET_KEY, CANARY_SERVICE_KEY
 from tests.support.servers import RedisServer, free_port

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker.identity import Subject, TokenService
+from broker.identity.credentials import Subject, TokenService
 from broker.settings import load_settings
 from tests.broker.conftest import (
     CANARIES,

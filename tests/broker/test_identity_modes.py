@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from broker.app import create_app
 from broker.settings import Settings
+from broker.web.app import create_app
 from tests.broker.conftest import BrokerFactory, Simulator
 from tests.support.servers import serve_in_thread
 

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from broker.app import create_app
-from broker.limits import Limits
+from broker.policy.limits import Limits
 from broker.settings import Settings
+from broker.web.app import create_app
 from tests.broker.conftest import BrokerFactory, Simulator
 from tests.simulator.audio import speech
 from tests.support.sdk import stream_to_created

@@ -8,8 +8,8 @@ from dataclasses import replace
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker.app import create_app, create_metrics_app
 from broker.settings import Settings
+from broker.web.app import create_app, create_metrics_app
 from tests.broker.conftest import BrokerFactory, Simulator
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from broker.app import create_app
-from broker.identity import Subject, TokenService
-from broker.policy import MESSAGE_FLAGS, SessionPolicy
-from broker.policy_rules import rules_from_settings
+from broker.identity.credentials import Subject, TokenService
+from broker.policy.init_body import MESSAGE_FLAGS, SessionPolicy
+from broker.policy.rules import rules_from_settings
 from broker.settings import Settings
+from broker.web.app import create_app
 from tests.broker.conftest import Simulator
 from tests.support.servers import serve_in_thread
 

@@ -17,9 +17,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
-from broker.identity import Subject
-from broker.redis_connection import ClusterClient, open_redis
+from broker.identity.credentials import Subject
 from broker.settings import Settings
+from broker.store.connection import ClusterClient, open_redis
 from tests.broker.conftest import BrokerFactory
 from tests.support.redis_topologies import (
     RedisClusterNodes,

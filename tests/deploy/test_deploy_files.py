@@ -11,9 +11,9 @@ import pytest
 import yaml
 from starlette.routing import Route
 
-from broker.app import create_app
 from broker.cli import _parser
 from broker.settings import Settings, check_for_production, load_settings
+from broker.web.app import create_app
 
 ROOT = Path(__file__).parents[2]
 DEPLOY = ROOT / "deploy"

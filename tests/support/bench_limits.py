@@ -12,9 +12,9 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from broker.limits import Limits
-from broker.redis_connection import open_redis
+from broker.policy.limits import Limits
 from broker.settings import Settings
+from broker.store.connection import open_redis
 from tests.support.leases import confirm_leases
 from tests.support.servers import running_redis_server
 

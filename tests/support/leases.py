@@ -6,8 +6,8 @@ import asyncio
 
 import redis.asyncio as redis
 
-from broker.limits import CONFIRM_LEASE, Limits
-from broker.scripts import ComposedScript
+from broker.policy.limits import CONFIRM_LEASE, Limits
+from broker.store.scripts import ComposedScript
 
 
 async def confirm_leases(

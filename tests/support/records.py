@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.store import SessionRecord
+from broker.store.records import SessionRecord
 
 
 def session_record(

@@ -6,14 +6,14 @@ import pytest
 import time_machine
 from starlette.datastructures import Secret
 
-from broker.callbacks import (
+from broker.errors import BadRequest, NotFound
+from broker.events.callbacks import (
     CallbackBinding,
     CallbackCapabilities,
     parse_callback,
     parse_webhook,
 )
-from broker.errors import BadRequest, NotFound
-from broker.identity import TokenService
+from broker.identity.credentials import TokenService
 from tests.support.tampering import tampered
 
 KEYS = (Secret("new-signing-key-" + "n" * 24), Secret("old-signing-key-" + "o" * 24))

@@ -7,8 +7,10 @@ import fakeredis
 import pytest
 import redis.asyncio as redis
 
-from broker.callbacks import Delivery
-from broker.event_store import (
+from broker.events.callbacks import Delivery
+from broker.events.intake import delivery_digest, event_fields, status_after
+from broker.settings import Settings
+from broker.store.events import (
     BIND_CALLBACKS,
     EARLY_MAX,
     EarlyDelivery,
@@ -16,10 +18,8 @@ from broker.event_store import (
     Outcome,
     early_deliveries,
 )
-from broker.events import delivery_digest, event_fields, status_after
-from broker.scripts import ComposedScript
-from broker.settings import Settings
-from broker.store import SessionRecord, SessionStore
+from broker.store.records import SessionRecord, SessionStore
+from broker.store.scripts import ComposedScript
 from tests.support.records import session_record
 
 SETTINGS = Settings(events_max=100)

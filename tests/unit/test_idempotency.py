@@ -10,9 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from broker.errors import Conflict, InvalidFields
-from broker.idempotency import Claim, Idempotency, Replay, fingerprint, validate_key
-from broker.redis_connection import open_redis
+from broker.policy.idempotency import Claim, Idempotency, Replay, fingerprint, validate_key
 from broker.settings import Settings
+from broker.store.connection import open_redis
 
 # Gladia's deadline and the grace are short so that waiting and taking over are quick to test.
 SETTINGS = Settings(gladia_total_timeout_s=0.4, idempotency_ttl_s=60, retry_after_s=3)

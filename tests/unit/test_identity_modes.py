@@ -6,7 +6,13 @@ import pytest
 from starlette.datastructures import Headers, Secret
 
 from broker.errors import Unauthorized
-from broker.identity import Authenticator, GatewayIdentity, Subject, TokenService, TrustedProxies
+from broker.identity.credentials import (
+    Authenticator,
+    GatewayIdentity,
+    Subject,
+    TokenService,
+    TrustedProxies,
+)
 
 TOKENS = TokenService((Secret("k" * 40),), default_ttl_s=600, max_ttl_s=3600)
 GATEWAY = GatewayIdentity("x-user-id", TrustedProxies(["10.0.0.0/8", "192.0.2.1", "fd00::/8"]))

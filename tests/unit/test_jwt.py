@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from broker.errors import IdentityUnavailable, Unauthorized
-from broker.identity import Subject
-from broker.jwt_identity import JwksCache, JwtVerifier
+from broker.identity.credentials import Subject
+from broker.identity.oidc import JwksCache, JwtVerifier
 from broker.settings import Settings
 
 ISSUER = "https://id.example.com/"

@@ -14,8 +14,8 @@ import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from broker.errors import TooManyRequests
-from broker.idempotency import claim_key
-from broker.limits import (
+from broker.policy.idempotency import claim_key
+from broker.policy.limits import (
     ACCOUNT_LEASES_KEY,
     Limits,
     RecentMisses,
@@ -24,8 +24,8 @@ from broker.limits import (
     subject_creates_key,
     subject_leases_key,
 )
-from broker.redis_connection import open_redis
 from broker.settings import Settings
+from broker.store.connection import open_redis
 from tests.support.leases import confirm_leases
 from tests.support.servers import RedisServer
 

@@ -14,9 +14,8 @@ import pytest
 from starlette.datastructures import Secret
 from starlette.types import Message, Receive, Scope, Send
 
-from broker.identity import TokenService
-from broker.metrics import Metrics
-from broker.observability import (
+from broker.identity.credentials import TokenService
+from broker.observability.logs import (
     _PATTERNS,
     REDACTED,
     AccessLogMiddleware,
@@ -26,6 +25,7 @@ from broker.observability import (
     install_redaction,
     may_hold_credential,
 )
+from broker.observability.metrics import Metrics
 
 HELD_SECRET = "held-secret-value-4f1c9a7e2b"
 logger = logging.getLogger("broker.test")

@@ -3,9 +3,9 @@
 import pytest
 from prometheus_client import generate_latest
 
-from broker import metrics as metrics_module
 from broker.errors import BrokerError, InvalidFields, PayloadTooLarge
-from broker.metrics import Metrics, method_label, reason_label
+from broker.observability import metrics as metrics_module
+from broker.observability.metrics import Metrics, method_label, reason_label
 
 
 def test_an_unknown_method_is_labelled_other() -> None:

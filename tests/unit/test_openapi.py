@@ -4,10 +4,10 @@ from typing import Any
 
 from starlette.routing import Route
 
-from broker.app import create_app
-from broker.openapi import build_openapi
-from broker.policy_rules import PolicyRules
+from broker.policy.rules import PolicyRules
 from broker.settings import Settings
+from broker.web.app import create_app
+from broker.web.openapi import build_openapi
 
 SETTINGS = Settings()
 METHODS = {"get", "post", "put", "patch", "delete"}

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 
 from broker.errors import InvalidFields
-from broker.policy import SessionPolicy
-from broker.policy_rules import PolicyRules, SummarizationRule, TranslationRule, VocabularyRule
+from broker.policy.init_body import SessionPolicy
+from broker.policy.rules import PolicyRules, SummarizationRule, TranslationRule, VocabularyRule
 
 
 def build(body: object, max_channels: int = 2, region: str | None = None) -> Any:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.policy import SessionPolicy
-from broker.policy_rules import LANGUAGES, PolicyRules, parse_rules, rules_from_settings
+from broker.policy.init_body import SessionPolicy
+from broker.policy.rules import LANGUAGES, PolicyRules, parse_rules, rules_from_settings
 from broker.settings import Settings, SettingsError
 
 DOCUMENT = {

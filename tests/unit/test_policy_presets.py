@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 
 from broker.errors import InvalidFields
-from broker.policy import SessionPolicy
-from broker.policy_rules import PolicyRules, Preset, SummarizationRule
+from broker.policy.init_body import SessionPolicy
+from broker.policy.rules import PolicyRules, Preset, SummarizationRule
 from broker.settings import SettingsError
 
 MEETING_FR = Preset(

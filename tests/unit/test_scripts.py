@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from broker.scripts import ComposedScript, LuaFunction, Step
+from broker.store.scripts import ComposedScript, LuaFunction, Step
 
 APPEND = LuaFunction(
     "append",

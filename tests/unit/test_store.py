@@ -7,9 +7,9 @@ import pytest
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
-from broker.redis_connection import open_redis
 from broker.settings import Settings
-from broker.store import SessionRecord, SessionStore
+from broker.store.connection import open_redis
+from broker.store.records import SessionRecord, SessionStore
 from tests.support.records import session_record
 
 SETTINGS = Settings(sessions_index_max=5)

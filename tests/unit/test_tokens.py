@@ -7,7 +7,13 @@ from itsdangerous import URLSafeTimedSerializer
 from starlette.datastructures import Headers, Secret
 
 from broker.errors import InvalidFields, Unauthorized
-from broker.identity import USER_TOKEN_SALT, Authenticator, ServiceKeys, Subject, TokenService
+from broker.identity.credentials import (
+    USER_TOKEN_SALT,
+    Authenticator,
+    ServiceKeys,
+    Subject,
+    TokenService,
+)
 from tests.support.tampering import tampered
 
 KEY = Secret("k" * 40)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from standardwebhooks import Webhook
 from starlette.datastructures import Secret
 
-from broker.webhooks import (
+from broker.events.webhooks import (
     MalformedWebhook,
     UnverifiedWebhook,
     WebhookRejected,

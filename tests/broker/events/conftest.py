@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from broker.app import create_app
-from broker.services import Services
 from broker.settings import Settings
+from broker.web.app import create_app
+from broker.web.resources import Services
 from tests.broker.conftest import Simulator, _no_secret_in
 from tests.support.servers import free_port, serve_in_thread
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 import time_machine
 
-from broker.callbacks import CallbackBinding
-from broker.identity import Subject
+from broker.events.callbacks import CallbackBinding
+from broker.identity.credentials import Subject
 from broker.settings import Settings
 from tests.broker.conftest import BrokerFactory, Simulator
 from tests.broker.events.conftest import (

@@ -1,0 +1,1 @@
+"""What happens to a session after its create: callbacks, webhooks, results, the relay, jobs."""

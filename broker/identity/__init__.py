@@ -1,0 +1,1 @@
+"""Who is calling: broker tokens, OIDC tokens, gateway headers and service keys to a subject."""

@@ -1,0 +1,1 @@
+"""Logs with one redaction layer, and Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""What a caller may ask for: the init body, the rules ops set, limits and idempotency."""

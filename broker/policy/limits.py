@@ -1,0 +1,375 @@
+"""Leases, rate windows and attempt counters: every Redis script behind the broker's limits.
+
+All of them live in Redis so that every instance agrees, and all of them read the clock from
+Redis `TIME`, so instances with drifting clocks still agree. Keys (each with a TTL):
+
+- `broker:{<subject>}:leases`: the subject's live sessions; a sorted set of lease id to expiry (ms).
+- `broker:{<subject>}:creates`: the subject's admitted creates in the sliding window; request id
+  to admission time (ms). Shares the subject's hash tag, so one script checks both atomically.
+- `broker:{account}:leases`: every live session of the Gladia account, same shape.
+- `broker:{addr:<hash>}:misses`: failed authentications and not-found answers per client address.
+  Most requests from an address that has not missed here need no look-up (`RecentMisses`).
+
+Every script is safe to run twice for one request (members are request or session ids, so a retry
+refreshes instead of counting again: a timed-out command may still have been applied, §4.3).
+A create first holds *pending* leases named by its request id, with a short TTL so that a crash
+mid-create frees them soon; once Gladia answers, `confirm_lease` renames them to the session id
+with the full TTL; `release_lease(subject_key, session_id)` ends them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import ipaddress
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, NoReturn, cast
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from broker.errors import TooManyRequests
+from broker.settings import Settings
+from broker.store.scripts import LuaFunction, Step
+
+logger = logging.getLogger("broker.limits")
+
+ACCOUNT_LEASES_KEY = "broker:{account}:leases"
+# A create holds its pending leases this long beyond Gladia's own deadline.
+PENDING_MARGIN_S = 30
+
+# Milliseconds since the epoch from Redis's clock; scripts that call TIME replicate their effects.
+LUA_NOW_MS = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+
+# KEYS: subject leases, subject creates. ARGV: member, max live, lease ms, max creates, window ms,
+# key TTL ms. Returns {granted, reason, wait ms}: the window is checked before the live cap.
+_ADMIT_SUBJECT = (
+    LUA_NOW_MS
+    + """
+local member = ARGV[1]
+local window_ms = tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window_ms)
+if redis.call('ZSCORE', KEYS[1], member) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), member)
+  return {1, '', 0}
+end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return {0, 'creates_per_minute', tonumber(oldest[2]) + window_ms - now}
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, 'live_per_subject', tonumber(first[2]) - now}
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), member)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('ZADD', KEYS[2], now, member)
+redis.call('PEXPIRE', KEYS[2], window_ms)
+return {1, '', 0}
+"""
+)
+
+# KEYS: account leases. ARGV: member, max live, lease ms, key TTL ms.
+_ADMIT_ACCOUNT = (
+    LUA_NOW_MS
+    + """
+local member = ARGV[1]
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], member)
+   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, 'account_live', tonumber(first[2]) - now}
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), member)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {1, '', 0}
+"""
+)
+
+# keys: a lease set. argv: pending member, session member, lease ms, key TTL ms.
+CONFIRM_LEASE = LuaFunction(
+    "confirm_lease",
+    """
+local function confirm_lease(keys, argv)
+"""
+    + LUA_NOW_MS
+    + """
+  redis.call('ZREM', keys[1], argv[1])
+  redis.call('ZADD', keys[1], now + tonumber(argv[3]), argv[2])
+  redis.call('PEXPIRE', keys[1], argv[4])
+  return 1
+end
+""",
+    keys=1,
+    args=4,
+)
+
+# KEYS: an address's misses. ARGV: max, window ms. Read-only: {allowed, wait ms}.
+_CHECK_ADDRESS = (
+    LUA_NOW_MS
+    + """
+local since = now - tonumber(ARGV[2])
+local recent = redis.call('ZRANGEBYSCORE', KEYS[1], since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if redis.call('ZCOUNT', KEYS[1], since, '+inf') >= tonumber(ARGV[1]) then
+  return {0, tonumber(recent[2]) + tonumber(ARGV[2]) - now}
+end
+return {1, 0}
+"""
+)
+
+# KEYS: an address's misses. ARGV: member, max, window ms. Keeps only the newest `max` entries.
+_RECORD_MISS = (
+    LUA_NOW_MS
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[2]) - 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+)
+
+
+def subject_leases_key(subject_key: str) -> str:
+    return f"broker:{{{subject_key}}}:leases"
+
+
+def subject_creates_key(subject_key: str) -> str:
+    return f"broker:{{{subject_key}}}:creates"
+
+
+def address_misses_key(address: str) -> str:
+    return _misses_key(address_bucket(address))
+
+
+def _misses_key(bucket: str) -> str:
+    return f"broker:{{addr:{bucket}}}:misses"
+
+
+@functools.lru_cache(maxsize=4096)
+def address_bucket(address: str) -> str:
+    """A hashed handle for a client address; IPv6 clients are grouped by their /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        bucket = address
+    else:
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if isinstance(ip, ipaddress.IPv6Address):
+            bucket = str(ipaddress.IPv6Network((ip, 64), strict=False))
+        else:
+            bucket = str(ip)
+    return hashlib.sha256(bucket.encode()).hexdigest()[:24]
+
+
+class RecentMisses:
+    """What this instance knows of client addresses, so that most need no look-up in Redis.
+
+    An address that has missed here within the window is looked up on every request. Any other
+    address may have one request at a time let through without a look-up (the unchecked slot);
+    its other requests meanwhile are looked up. So across instances an address gets at most one
+    unchecked miss per instance and window: that miss is counted in Redis as always, and from
+    then on this instance looks the address up. At `capacity` addresses every request is
+    looked up.
+    """
+
+    def __init__(
+        self,
+        window_s: float,
+        capacity: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._window_s = window_s
+        self._capacity = capacity
+        self._clock = clock
+        self._last_miss: dict[str, float] = {}
+        self._unchecked: set[str] = set()
+
+    def note(self, bucket: str) -> None:
+        self._last_miss.pop(bucket, None)  # re-inserted last: the dict stays oldest first
+        self._last_miss[bucket] = self._clock()
+        self._forget_expired()
+        if len(self._last_miss) > self._capacity:
+            # Still full after this: everything is looked up until the oldest expires anyway.
+            del self._last_miss[next(iter(self._last_miss))]
+
+    def take_unchecked(self, bucket: str) -> bool:
+        """Whether this request may skip the look-up; if so, `release` it once answered."""
+        self._forget_expired()
+        if (
+            bucket in self._last_miss
+            or bucket in self._unchecked
+            or len(self._last_miss) >= self._capacity
+            or len(self._unchecked) >= self._capacity
+        ):
+            return False
+        self._unchecked.add(bucket)
+        return True
+
+    def release(self, bucket: str) -> None:
+        self._unchecked.discard(bucket)
+
+    def _forget_expired(self) -> None:
+        horizon = self._clock() - self._window_s
+        while self._last_miss:
+            oldest = next(iter(self._last_miss))
+            if self._last_miss[oldest] > horizon:
+                break
+            del self._last_miss[oldest]
+
+
+def _wait_s(wait_ms: object, ceiling_s: int | None = None) -> int:
+    seconds = max(1, math.ceil(max(0, int(cast(Any, wait_ms))) / 1000))
+    return min(seconds, ceiling_s) if ceiling_s is not None else seconds
+
+
+class Limits:
+    """The limits a create, and every client request, must pass; shared through Redis."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings,
+        *,
+        window_s: float = 60.0,
+        pending_margin_s: float = PENDING_MARGIN_S,
+    ) -> None:
+        self._redis = client
+        self._max_live = settings.max_live_per_subject
+        self._max_creates = settings.creates_per_minute
+        self._account_max_live = settings.account_max_live
+        self._max_misses = settings.failed_attempts_per_minute
+        self._window_ms = int(window_s * 1000)
+        self._lease_ms = settings.lease_ttl_s * 1000
+        self._pending_ms = int((settings.gladia_total_timeout_s + pending_margin_s) * 1000)
+        # A lease set lives as long as the longest lease it can hold.
+        self._lease_key_ttl_ms = max(self._lease_ms, self._pending_ms)
+        self._retry_after_s = settings.retry_after_s
+        self.refusals: Counter[str] = Counter()
+        self._recent_misses = RecentMisses(window_s)
+        self._admit_subject = client.register_script(_ADMIT_SUBJECT)
+        self._admit_account = client.register_script(_ADMIT_ACCOUNT)
+        self._confirm = client.register_script(CONFIRM_LEASE.script())
+        self._check_address = client.register_script(_CHECK_ADDRESS)
+        self._record_miss = client.register_script(_RECORD_MISS)
+
+    async def admit(self, subject_key: str, request_id: str) -> None:
+        """Take a pending lease for the subject and the account, or raise TooManyRequests.
+
+        Two scripts, subject first: a subject over its own limits never touches the account
+        set, so one user hammering cannot crowd others out of it. Redis errors propagate (the
+        caller answers 503: creates fail closed).
+        """
+        granted, reason, wait_ms = await self._admit_subject(
+            keys=[subject_leases_key(subject_key), subject_creates_key(subject_key)],
+            args=[
+                request_id,
+                self._max_live,
+                self._pending_ms,
+                self._max_creates,
+                self._window_ms,
+                self._lease_key_ttl_ms,
+            ],
+        )
+        if not granted:
+            if reason == "creates_per_minute":
+                self._refuse(reason, "Too many sessions created; wait before creating another",
+                             _wait_s(wait_ms))  # fmt: skip
+            self._refuse(reason, "Too many live sessions; end one before starting another",
+                         _wait_s(wait_ms, self._retry_after_s))  # fmt: skip
+        granted, reason, wait_ms = await self._admit_account(
+            keys=[ACCOUNT_LEASES_KEY],
+            args=[request_id, self._account_max_live, self._pending_ms, self._lease_key_ttl_ms],
+        )
+        if not granted:
+            # Give back what the subject script took: this create never happened.
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(subject_leases_key(subject_key), request_id)
+                pipe.zrem(subject_creates_key(subject_key), request_id)
+                await pipe.execute()
+            self._refuse(reason, "Transcription capacity is fully used; try again shortly",
+                         _wait_s(wait_ms, self._retry_after_s))  # fmt: skip
+
+    def confirm_subject_step(self, subject_key: str, request_id: str, session_id: str) -> Step:
+        """A create's pending lease of the subject made the session's own, for the whole
+        session: a step of the create's script on the owner's slot (broker.create_writes)."""
+        return Step(
+            CONFIRM_LEASE,
+            [subject_leases_key(subject_key)],
+            self._confirm_args(request_id, session_id),
+        )
+
+    async def confirm_account(self, request_id: str, session_id: str) -> None:
+        """The account's pending lease made the session's own, beside the create's script."""
+        await self._confirm(
+            keys=[ACCOUNT_LEASES_KEY], args=self._confirm_args(request_id, session_id)
+        )
+
+    def _confirm_args(self, request_id: str, session_id: str) -> list[str | int]:
+        return [request_id, session_id, self._lease_ms, self._lease_key_ttl_ms]
+
+    async def release_lease(self, subject_key: str, lease_id: str) -> None:
+        """End a lease (a session id, or a failed create's request id); releasing twice is fine."""
+        # Two hash slots, plain commands: one round trip on a single node, split on a cluster.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(subject_leases_key(subject_key), lease_id)
+            pipe.zrem(ACCOUNT_LEASES_KEY, lease_id)
+            await pipe.execute()
+
+    async def live_leases(self, subject_key: str | None = None) -> int:
+        """Leases not yet expired, for one subject or for the whole account."""
+        key = ACCOUNT_LEASES_KEY if subject_key is None else subject_leases_key(subject_key)
+        time_s, time_us = await self._redis.time()
+        return int(await self._redis.zcount(key, f"({time_s * 1000 + time_us // 1000}", "+inf"))
+
+    async def check_address(self, address: str) -> bool:
+        """Refuse an address with too many recent misses; fails open when Redis is down.
+
+        True when the request was let through without a look-up (`RecentMisses`): the caller
+        then calls `end_unchecked(address)` once the request is answered and its miss noted.
+        """
+        bucket = address_bucket(address)
+        if self._recent_misses.take_unchecked(bucket):
+            return True
+        try:
+            allowed, wait_ms = await self._check_address(
+                keys=[_misses_key(bucket)], args=[self._max_misses, self._window_ms]
+            )
+        except RedisError as exc:
+            # Cheap reads degrade open (§4.4); creates still fail closed on their own leases.
+            logger.warning("attempt counter unavailable: %s", type(exc).__name__)
+            return False
+        if not allowed:
+            self._refuse("failed_attempts", "Too many failed attempts from this address",
+                         _wait_s(wait_ms))  # fmt: skip
+        return False
+
+    def end_unchecked(self, address: str) -> None:
+        """The unchecked request from `address` is answered: another may skip the look-up."""
+        self._recent_misses.release(address_bucket(address))
+
+    async def record_miss(self, address: str, attempt_id: str) -> None:
+        """Count a failed authentication or a not-found answer against the client's address."""
+        bucket = address_bucket(address)
+        self._recent_misses.note(bucket)
+        try:
+            await self._record_miss(
+                keys=[_misses_key(bucket)],
+                args=[attempt_id, self._max_misses, self._window_ms],
+            )
+        except RedisError as exc:
+            logger.warning("attempt counter unavailable: %s", type(exc).__name__)
+
+    def _refuse(self, reason: str, detail: str, retry_after_s: int) -> NoReturn:
+        self.refusals[reason] += 1
+        logger.info("limit refused: %s", reason, extra={"fields": {"limit": reason}})
+        raise TooManyRequests(detail, reason=reason, retry_after_s=retry_after_s)

@@ -1,0 +1,103 @@
+"""What a create writes once Gladia has answered, in as few round trips as the slots allow.
+
+On the owner's hash slot, one script: the record and its index entry, the subject's lease made
+the session's own, and (when callbacks or the relay will need it) the callback binding, with
+the user's id only for the relay. Beside it, on their own slots: the account's lease, and the
+session's owner for account webhooks (only when webhooks are configured: nothing else reads it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+
+from broker.policy.limits import CONFIRM_LEASE, Limits
+from broker.store.events import BIND_CALLBACKS, EarlyDelivery, EventStore, early_deliveries
+from broker.store.records import SAVE_RECORD, SessionRecord, SessionStore
+from broker.store.scripts import ComposedScript
+
+
+@dataclass(frozen=True)
+class Written:
+    """The outcome of each write; an exception where one failed."""
+
+    record: BaseException | None
+    account_lease: BaseException | None
+    session_owner: BaseException | None
+    early: list[EarlyDelivery]
+
+
+class CreateWrites:
+    """The scripts a create's writes run as, composed once for this instance's settings."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        store: SessionStore,
+        limits: Limits,
+        events: EventStore,
+        *,
+        bind_callbacks: bool,
+        keep_subject: bool,
+        note_session_owner: bool,
+    ) -> None:
+        self._store = store
+        self._limits = limits
+        self._events = events
+        self._bind_callbacks = bind_callbacks
+        self._keep_subject = keep_subject
+        self._note_session_owner = note_session_owner
+        functions = [SAVE_RECORD, CONFIRM_LEASE]
+        if bind_callbacks:
+            functions.append(BIND_CALLBACKS)
+        self._owner_slot = ComposedScript(client, functions)
+
+    async def write(self, record: SessionRecord, subject_id: str) -> Written:
+        """Every write at once; none is retried, and a failure of one does not stop the others.
+
+        When the record's script fails, the create's leases are released before returning.
+        """
+        steps = [
+            self._store.save_step(record),
+            self._limits.confirm_subject_step(record.owner, record.request_id, record.id),
+        ]
+        if self._bind_callbacks:
+            steps.append(
+                self._events.bind_step(
+                    record.owner,
+                    record.request_id,
+                    record.id,
+                    subject_id if self._keep_subject else None,
+                )
+            )
+        owner_slot, account_lease, session_owner = await asyncio.gather(
+            self._owner_slot(*steps),
+            self._limits.confirm_account(record.request_id, record.id),
+            self._events.note_session_owner(record.id, record.owner)
+            if self._note_session_owner
+            else _nothing(),
+            return_exceptions=True,
+        )
+        early: list[EarlyDelivery] = []
+        if isinstance(owner_slot, BaseException):
+            # Unrecorded, the session cannot be reached again: it must not hold a lease for
+            # hours. The subject's lease may still be pending (its confirmation was in the
+            # script), the account's may be confirmed already: both names go, in both sets.
+            for lease_id in (record.request_id, record.id):
+                with contextlib.suppress(Exception):
+                    await self._limits.release_lease(record.owner, lease_id)
+        elif self._bind_callbacks:
+            early = early_deliveries(owner_slot[2])
+        return Written(
+            record=owner_slot if isinstance(owner_slot, BaseException) else None,
+            account_lease=account_lease if isinstance(account_lease, BaseException) else None,
+            session_owner=session_owner if isinstance(session_owner, BaseException) else None,
+            early=early,
+        )
+
+
+async def _nothing() -> None:
+    return None

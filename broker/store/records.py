@@ -1,0 +1,300 @@
+"""The only code that names Redis keys: session records in and out, with their TTLs.
+
+Every key of one owner shares the hash tag `{owner}`, so the multi-key scripts below run on
+Redis Cluster too. Nothing is stored without a TTL, and the per-owner index is capped.
+
+A record is one compact JSON string (`GET`/`SET`), not a hash: a hash holding a session URL
+(longer than Redis's 64-byte listpack limit) is stored as a full hashtable, 908 bytes a
+session against 456 for the string, and one `GET` is the cheapest lookup (README, Performance).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis.asyncio as redis
+
+from broker.errors import BadRequest
+from broker.settings import Settings
+from broker.store.scripts import LuaFunction, Step
+
+FINAL_STATUSES = frozenset({"done", "error"})
+
+# The record and its index entry, applied together. keys: record, index. argv: record JSON,
+# TTL, id, index score, index cap, index TTL.
+SAVE_RECORD = LuaFunction(
+    "save_record",
+    """
+local function save_record(keys, argv)
+  redis.call('SET', keys[1], argv[1], 'EX', argv[2])
+  redis.call('ZADD', keys[2], argv[4], argv[3])
+  redis.call('ZREMRANGEBYRANK', keys[2], 0, -tonumber(argv[5]) - 1)
+  redis.call('EXPIRE', keys[2], argv[6])
+  return 1
+end
+""",
+    keys=2,
+    args=6,
+)
+
+# Moves a record's status only while the record exists, so an expired record is never revived
+# without a TTL; a final status gives it the result's TTL.
+_SET_STATUS = """
+local stored = redis.call('GET', KEYS[1])
+if not stored then return 0 end
+local record = cjson.decode(stored)
+record['status'] = ARGV[1]
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], cjson.encode(record), 'EX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], cjson.encode(record), 'KEEPTTL')
+end
+return 1
+"""
+
+# The result, and the record's status moved in place (what events added to it stays), with
+# the result's TTL for both. KEYS: record, result. ARGV: status, TTL, result JSON.
+_SAVE_FINAL = (
+    """
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2])
+"""
+    + _SET_STATUS
+)
+
+_COMPACT = (",", ":")
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """What the broker remembers of one Gladia live session."""
+
+    id: str
+    owner: str
+    url: str
+    created_at: str
+    expires_at: str
+    status: str
+    messages_config: dict[str, bool]
+    request_id: str
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def to_json(self) -> str:
+        """The stored form; the id and the owner are the key, so they are not repeated."""
+        return json.dumps(
+            {
+                "status": self.status,
+                "url": self.url,
+                "created_at": self.created_at,
+                "expires_at": self.expires_at,
+                "messages_config": self.messages_config,
+                "request_id": self.request_id,
+            },
+            separators=_COMPACT,
+        )
+
+    @classmethod
+    def from_json(cls, owner: str, session_id: str, stored: str) -> SessionRecord | None:
+        try:
+            fields = json.loads(stored)
+            return cls(
+                id=session_id,
+                owner=owner,
+                url=fields["url"],
+                created_at=fields["created_at"],
+                expires_at=fields["expires_at"],
+                status=fields["status"],
+                messages_config=fields["messages_config"],
+                request_id=fields["request_id"],
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    records: list[SessionRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class SessionKeys:
+    """The keys one session occupies: its record, its cached result, and its owner's index."""
+
+    record: str
+    result: str
+    index: str
+
+
+def session_keys(owner: str, session_id: str) -> SessionKeys:
+    """Where a session lives in Redis, for audits and benchmarks (memory, TTLs)."""
+    return SessionKeys(
+        _session_key(owner, session_id), _result_key(owner, session_id), _index_key(owner)
+    )
+
+
+def _session_key(owner: str, session_id: str) -> str:
+    return f"broker:{{{owner}}}:session:{session_id}"
+
+
+def record_key(owner: str, session_id: str) -> str:
+    """The record's key, for scripts of other key families that move its status atomically."""
+    return _session_key(owner, session_id)
+
+
+def _result_key(owner: str, session_id: str) -> str:
+    return f"broker:{{{owner}}}:result:{session_id}"
+
+
+def _index_key(owner: str) -> str:
+    return f"broker:{{{owner}}}:sessions"
+
+
+def _parse_cursor(cursor: str | None) -> tuple[float, str | None]:
+    if cursor is None:
+        return math.inf, None
+    score_text, _, after_id = cursor.partition(":")
+    try:
+        score = float(score_text)
+    except ValueError:
+        raise BadRequest("cursor is not a cursor this API returned") from None
+    if not after_id or not math.isfinite(score):
+        raise BadRequest("cursor is not a cursor this API returned")
+    return score, after_id
+
+
+class SessionStore:
+    """Session records, results and each owner's index, all keyed by `(owner, id)`."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self._redis = client
+        self._session_ttl_s = settings.session_ttl_s
+        self._result_ttl_s = settings.result_ttl_s
+        self._index_max = settings.sessions_index_max
+        self._save = client.register_script(SAVE_RECORD.script())
+        self._set_status = client.register_script(_SET_STATUS)
+        self._save_final = client.register_script(_SAVE_FINAL)
+
+    async def save(self, record: SessionRecord) -> None:
+        step = self.save_step(record)
+        await self._save(keys=step.keys, args=step.args)
+
+    def save_step(self, record: SessionRecord) -> Step:
+        """The save, to run in a script with other steps on the owner's slot."""
+        keys = session_keys(record.owner, record.id)
+        # The newest entries stay in the index; older ones drop out of the listing.
+        return Step(
+            SAVE_RECORD,
+            [keys.record, keys.index],
+            [
+                record.to_json(),
+                self._session_ttl_s,
+                record.id,
+                time.time(),
+                self._index_max,
+                max(self._session_ttl_s, self._result_ttl_s),
+            ],
+        )
+
+    async def load(self, owner: str, session_id: str) -> SessionRecord | None:
+        """The owner's record, or None when it is missing or belongs to someone else."""
+        stored = cast(str | None, await self._redis.get(_session_key(owner, session_id)))
+        return SessionRecord.from_json(owner, session_id, stored) if stored else None
+
+    async def set_status(self, record: SessionRecord, status: str) -> None:
+        ttl_s = self._result_ttl_s if status in FINAL_STATUSES else 0
+        await self._set_status(keys=[_session_key(record.owner, record.id)], args=[status, ttl_s])
+
+    async def load_result(self, record: SessionRecord) -> dict[str, Any] | None:
+        cached = await self._redis.get(_result_key(record.owner, record.id))
+        return json.loads(cached) if cached else None
+
+    async def save_final_result(self, record: SessionRecord, result: Mapping[str, Any]) -> None:
+        """Cache a done or error result, and keep the record as long as the result."""
+        await self._save_final(
+            keys=[_session_key(record.owner, record.id), _result_key(record.owner, record.id)],
+            args=[
+                str(result.get("status", "done")),
+                self._result_ttl_s,
+                json.dumps(result, separators=_COMPACT),
+            ],
+        )
+
+    async def delete(self, record: SessionRecord) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(_session_key(record.owner, record.id), _result_key(record.owner, record.id))
+            pipe.zrem(_index_key(record.owner), record.id)
+            await pipe.execute()
+
+    async def list_page(self, owner: str, limit: int, cursor: str | None) -> SessionPage:
+        """The owner's records, newest first, `limit` at a time after `cursor`."""
+        index_key = _index_key(owner)
+        upper, after_id = _parse_cursor(cursor)
+        # Ties on the score come in descending id order; skip those up to the cursor's id.
+        entries = cast(
+            list[tuple[str, float]],
+            await self._redis.zrevrangebyscore(
+                index_key, upper, "-inf", start=0, num=limit + 32, withscores=True
+            ),
+        )
+        if after_id is not None:
+            entries = [(m, score) for m, score in entries if score < upper or m < after_id]
+        window = entries[:limit]
+        found = (
+            cast(
+                list[str | None],
+                await self._redis.mget([_session_key(owner, m) for m, _ in window]),
+            )
+            if window
+            else []
+        )
+        records = [
+            SessionRecord.from_json(owner, member, stored) if stored else None
+            for (member, _), stored in zip(window, found, strict=True)
+        ]
+        expired = [
+            member for (member, _), record in zip(window, records, strict=True) if not record
+        ]
+        if expired:
+            await self._redis.zrem(index_key, *expired)
+        next_cursor = None
+        if len(entries) > limit and window:
+            last_id, last_score = window[-1]
+            next_cursor = f"{last_score!r}:{last_id}"
+        return SessionPage(records=[r for r in records if r is not None], next_cursor=next_cursor)
+
+    async def list_slice(self, owner: str, offset: int, limit: int) -> SessionPage:
+        """The owner's records, newest first, `limit` of them from position `offset`.
+
+        For Gladia's offset pagination; `next_cursor` is the next offset when more follow.
+        """
+        index_key = _index_key(owner)
+        members = cast(list[str], await self._redis.zrevrange(index_key, offset, offset + limit))
+        window = members[:limit]
+        found = (
+            cast(
+                list[str | None],
+                await self._redis.mget([_session_key(owner, m) for m in window]),
+            )
+            if window
+            else []
+        )
+        records = [
+            SessionRecord.from_json(owner, member, stored) if stored else None
+            for member, stored in zip(window, found, strict=True)
+        ]
+        expired = [member for member, record in zip(window, records, strict=True) if not record]
+        if expired:
+            await self._redis.zrem(index_key, *expired)
+        next_offset = str(offset + limit) if len(members) > limit else None
+        return SessionPage(records=[r for r in records if r is not None], next_cursor=next_offset)
+
+    async def ping(self) -> bool:
+        return bool(await self._redis.ping())

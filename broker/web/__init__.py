@@ -1,0 +1,1 @@
+"""The HTTP edge: the app and its lifespan, middleware, routes, problem rendering, OpenAPI."""

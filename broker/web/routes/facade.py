@@ -1,0 +1,185 @@
+"""`/v2/live`: Gladia's own REST surface, so the official SDKs can use the broker as `apiUrl`.
+
+Same identity, policy and Redis records as `/v1/sessions`; Gladia's status codes and error
+envelope (rendered by the app's exception handlers for every path under `/v2/`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.background import BackgroundTask
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from broker.errors import BadRequest, FieldProblem, InvalidFields, NotFound, UpstreamTimeout
+from broker.identity.credentials import Subject
+from broker.policy.idempotency import IDEMPOTENCY_HEADER
+from broker.sessions.creation import create_session_record
+from broker.sessions.lifecycle import delete_everywhere, fetch_result, owned_record
+from broker.settings import GLADIA_REGIONS
+from broker.store.records import SessionRecord
+from broker.web.http import bounded_int, json_response, read_json
+from broker.web.resources import Services, services
+
+logger = logging.getLogger("broker.facade")
+
+# The Python SDK cannot send a request without `x-gladia-key` (it requires a non-empty
+# `api_key`), so this one placeholder is let through; any other value is refused.
+KEY_PLACEHOLDER = "unused"
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+# Far past any user's index (BROKER_SESSIONS_INDEX_MAX); larger numbers are not offsets at all.
+MAX_OFFSET = 1_000_000
+LIST_PARAMS = frozenset({"offset", "limit"})
+# Upstream reads in flight for one list page, so a page never takes the whole Gladia pool.
+LIST_FETCH_CONCURRENCY = 8
+FILE_HEADERS = ("content-type", "content-length", "content-disposition")
+
+
+def refuse_gladia_key(headers: Headers) -> None:
+    """A client that sends a Gladia key has put the key where it does not belong."""
+    offered = headers.get("x-gladia-key")
+    if offered is None or offered == KEY_PLACEHOLDER:
+        return
+    # The value is never logged: it may be a real key.
+    logger.warning("refused a request carrying an x-gladia-key header")
+    raise BadRequest(
+        "This broker holds the Gladia API key: do not send x-gladia-key from a client. "
+        "Authenticate with 'Authorization: Bearer <user token>' "
+        f"(the Python SDK's required api_key may be the placeholder {KEY_PLACEHOLDER!r})."
+    )
+
+
+async def authenticate(request: Request) -> tuple[Services, Subject]:
+    found = services(request)
+    refuse_gladia_key(request.headers)
+    return found, await found.authenticator.authenticate_request(request)
+
+
+def query_region(request: Request) -> str | None:
+    region = request.query_params.get("region")
+    if region is not None and region not in GLADIA_REGIONS:
+        problem = FieldProblem("region", f"must be one of {', '.join(GLADIA_REGIONS)}")
+        raise InvalidFields("Invalid query parameter", problems=(problem,))
+    return region
+
+
+async def create_live_session(request: Request) -> Response:
+    found, subject = await authenticate(request)
+    region = query_region(request)
+    body = await read_json(request, found.settings.max_body_bytes, required=False)
+    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+    record = await create_session_record(found, subject, body, region, idempotency_key)
+    created = {"id": record.id, "created_at": record.created_at, "url": record.url}
+    return json_response(created, 201, no_store=True)
+
+
+async def get_live_session(request: Request) -> Response:
+    found, subject = await authenticate(request)
+    record = await owned_record(found, subject, request.path_params["session_id"])
+    return json_response(await fetch_result(found, record), no_store=True)
+
+
+async def list_live_sessions(request: Request) -> Response:
+    found, subject = await authenticate(request)
+    offset, limit = page_window(request)
+    page = await found.store.list_slice(subject.key, offset, limit)
+    items = await results_of(found, page.records)
+    links = page_links(list_url(request, found), offset, limit, page.next_cursor is not None)
+    return json_response({**links, "items": items}, no_store=True)
+
+
+async def delete_live_session(request: Request) -> Response:
+    found, subject = await authenticate(request)
+    record = await owned_record(found, subject, request.path_params["session_id"])
+    await delete_everywhere(found, record)
+    return Response(status_code=202)
+
+
+async def get_live_session_file(request: Request) -> Response:
+    """The recorded audio, passed through chunk by chunk as Gladia sends it."""
+    found, subject = await authenticate(request)
+    record = await owned_record(found, subject, request.path_params["session_id"])
+    stack = AsyncExitStack()
+    # Entered here, so a Gladia 404 is answered 404 before any byte of a 200 is sent.
+    upstream = await stack.enter_async_context(found.gladia.stream_file(record.id))
+
+    async def relay() -> Any:
+        async with stack:
+            async for chunk in upstream.aiter_bytes():
+                yield chunk
+
+    headers = {name: upstream.headers[name] for name in FILE_HEADERS if name in upstream.headers}
+    headers["Cache-Control"] = "no-store"
+    # The background task closes the upstream stream even when the client left before reading.
+    return StreamingResponse(relay(), headers=headers, background=BackgroundTask(stack.aclose))
+
+
+def page_window(request: Request) -> tuple[int, int]:
+    params = request.query_params
+    problems = [
+        FieldProblem(name, "is not supported by the broker: only offset and limit are")
+        for name in sorted(set(params) - LIST_PARAMS)
+    ]
+    window = []
+    for name, low, high, default in (
+        ("offset", 0, MAX_OFFSET, 0),
+        ("limit", 1, MAX_PAGE, DEFAULT_PAGE),
+    ):
+        try:
+            window.append(bounded_int(params.get(name), name, low, high, default))
+        except BadRequest:
+            problems.append(FieldProblem(name, f"must be an integer from {low} to {high}"))
+    if problems:
+        raise InvalidFields("Invalid query parameters", problems=tuple(problems))
+    offset, limit = window
+    return offset, limit
+
+
+async def results_of(found: Services, records: list[SessionRecord]) -> list[dict[str, Any]]:
+    """Gladia's view of each session, in order; one Gladia no longer knows is left out."""
+    gate = asyncio.Semaphore(LIST_FETCH_CONCURRENCY)
+
+    async def one(record: SessionRecord) -> dict[str, Any] | None:
+        async with gate:
+            try:
+                return await fetch_result(found, record)
+            except NotFound:
+                return None
+
+    # One page is one answer to the client: bounded like a single call to Gladia.
+    try:
+        async with asyncio.timeout(found.settings.gladia_total_timeout_s):
+            fetched = await asyncio.gather(*(one(record) for record in records))
+    except TimeoutError:
+        raise UpstreamTimeout("Gladia did not answer in time") from None
+    return [item for item in fetched if item is not None]
+
+
+def list_url(request: Request, found: Services) -> str:
+    """The collection's absolute URL as clients reach it, for Gladia's pagination links."""
+    origin = found.settings.public_url or str(request.base_url).rstrip("/")
+    return f"{origin}/v2/live"
+
+
+def page_links(base: str, offset: int, limit: int, more: bool) -> dict[str, str | None]:
+    def at(position: int) -> str:
+        return f"{base}?{urlencode({'offset': position, 'limit': limit})}"
+
+    return {"first": at(0), "current": at(offset), "next": at(offset + limit) if more else None}
+
+
+routes = [
+    Route("/v2/live", create_live_session, methods=["POST"]),
+    Route("/v2/live", list_live_sessions, methods=["GET"]),
+    Route("/v2/live/{session_id}", get_live_session, methods=["GET"]),
+    Route("/v2/live/{session_id}", delete_live_session, methods=["DELETE"]),
+    Route("/v2/live/{session_id}/file", get_live_session_file, methods=["GET"]),
+]

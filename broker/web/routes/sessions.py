@@ -1,0 +1,89 @@
+"""`/v1/sessions`: an end user's live sessions, created, found again, read and deleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from broker.policy.idempotency import IDEMPOTENCY_HEADER
+from broker.sessions.creation import create_session_record
+from broker.sessions.lifecycle import delete_everywhere, fetch_result, owned_record
+from broker.store.records import SessionRecord
+from broker.web.http import bounded_int, json_response, read_json
+from broker.web.resources import services
+
+MAX_PAGE = 100
+# Once recording has ended (end_recording, end_session) reconnecting is pointless.
+URL_STATUSES = frozenset({"created", "recording"})
+
+
+def session_view(record: SessionRecord) -> dict[str, Any]:
+    """What the owner sees of a session; the URL only while it can still be used."""
+    view: dict[str, Any] = {
+        "id": record.id,
+        "status": record.status,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "messages_config": record.messages_config,
+    }
+    if record.status in URL_STATUSES:
+        view["url"] = record.url
+    return view
+
+
+async def create_session(request: Request) -> Response:
+    found = services(request)
+    subject = await found.authenticator.authenticate_request(request)
+    body = await read_json(request, found.settings.max_body_bytes, required=False)
+    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+    record = await create_session_record(found, subject, body, idempotency_key=idempotency_key)
+    view = session_view(record)
+    view.pop("status")
+    return json_response(view, 201, no_store=True)
+
+
+async def get_session(request: Request) -> Response:
+    found = services(request)
+    subject = await found.authenticator.authenticate_request(request)
+    record = await owned_record(found, subject, request.path_params["session_id"])
+    return json_response(session_view(record), no_store=True)
+
+
+async def get_result(request: Request) -> Response:
+    found = services(request)
+    subject = await found.authenticator.authenticate_request(request)
+    record = await owned_record(found, subject, request.path_params["session_id"])
+    return json_response(await fetch_result(found, record), no_store=True)
+
+
+async def delete_session(request: Request) -> Response:
+    found = services(request)
+    subject = await found.authenticator.authenticate_request(request)
+    record = await owned_record(found, subject, request.path_params["session_id"])
+    await delete_everywhere(found, record)
+    return Response(status_code=204)
+
+
+async def list_sessions(request: Request) -> Response:
+    found = services(request)
+    subject = await found.authenticator.authenticate_request(request)
+    limit = bounded_int(request.query_params.get("limit"), "limit", 1, MAX_PAGE, default=20)
+    page = await found.store.list_page(subject.key, limit, request.query_params.get("cursor"))
+    items = []
+    for record in page.records:
+        item = session_view(record)
+        item.pop("url", None)
+        items.append(item)
+    return json_response({"items": items, "next_cursor": page.next_cursor}, no_store=True)
+
+
+routes = [
+    Route("/v1/sessions", create_session, methods=["POST"]),
+    Route("/v1/sessions", list_sessions, methods=["GET"]),
+    Route("/v1/sessions/{session_id}", get_session, methods=["GET"]),
+    Route("/v1/sessions/{session_id}", delete_session, methods=["DELETE"]),
+    Route("/v1/sessions/{session_id}/result", get_result, methods=["GET"]),
+]
