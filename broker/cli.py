@@ -14,14 +14,10 @@ import uvicorn
 from starlette.datastructures import Secret
 from starlette.types import ASGIApp
 
+from broker.errors import SettingsError
 from broker.identity.credentials import TokenService
 from broker.observability.logs import configure_logging
-from broker.settings import (
-    Settings,
-    SettingsError,
-    check_for_production,
-    load_settings,
-)
+from broker.settings import Settings, check_for_production, load_settings
 from broker.web.app import create_app, create_metrics_app
 from broker.web.routes.demo import DemoOptions
 

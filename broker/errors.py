@@ -69,9 +69,18 @@ class NotFound(BrokerError):
     title = "Not found"
 
 
+class MethodNotAllowed(BrokerError):
+    status_code = 405
+    title = "Method not allowed"
+
+
 class Conflict(BrokerError):
     status_code = 409
     title = "Conflict"
+
+
+class EarlierAttemptCreated(Conflict):
+    """Reconciliation found the session an earlier attempt created; its URL is lost for good."""
 
 
 class PayloadTooLarge(BrokerError):
@@ -89,6 +98,19 @@ class InvalidFields(BrokerError):
 
     status_code = 422
     title = "Invalid request fields"
+
+
+class WebhookRejected(BrokerError):
+    """A delivery that is not provably from the sender: 400 when malformed, 401 otherwise."""
+
+
+class MalformedWebhook(WebhookRejected, BadRequest):
+    pass
+
+
+class UnverifiedWebhook(WebhookRejected, Unauthorized):
+    def headers(self) -> dict[str, str]:
+        return {}
 
 
 class TooManyRequests(BrokerError):
@@ -159,6 +181,21 @@ class UpstreamBusy(UpstreamError):
 class UpstreamTimeout(UpstreamError):
     status_code = 504
     title = "Gateway timeout"
+
+
+class UpstreamAnswerTooLarge(Exception):
+    """Gladia's answer is larger than any answer the broker expects (becomes an UpstreamError)."""
+
+
+# Raised while the broker starts, never while it answers: they stop `serve` with a message.
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be read, or that makes the broker unsafe to run."""
+
+
+class RedisUrlError(ValueError):
+    """A REDIS_URL that names no usable Redis."""
 
 
 def problem_response(error: BrokerError, instance: str | None = None) -> JSONResponse:

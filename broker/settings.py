@@ -13,6 +13,8 @@ from urllib.parse import unquote, urlsplit
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
 
+from broker.errors import SettingsError
+
 # Signs development tokens only; `broker serve` refuses to start while it is configured.
 DEVELOPMENT_SECRET = "development-only-insecure-secret-key"  # noqa: S105
 MIN_SECRET_LENGTH = 32
@@ -48,10 +50,6 @@ DEFAULT_CALLBACK_EVENTS = (
 DEFAULT_CALLBACK_TTL_S = GLADIA_MAX_SESSION_S + 3600 + 24 * 3600
 # Processed-markers outlive Svix's retry horizon (about 27.5 h) and manual replays (§1.5 item 5).
 DEFAULT_DEDUPE_TTL_S = 4 * 24 * 3600
-
-
-class SettingsError(ValueError):
-    """A setting that cannot be read, or that makes the broker unsafe to run."""
 
 
 def _secrets(value: str) -> tuple[Secret, ...]:

@@ -18,7 +18,10 @@ from collections.abc import Iterable, Mapping
 
 from starlette.datastructures import Secret
 
-from broker.errors import BadRequest, BrokerError, Unauthorized
+from broker.errors import (
+    MalformedWebhook,
+    UnverifiedWebhook,
+)
 
 TOLERANCE_S = 300
 MAX_SIGNATURE_HEADER = 4096
@@ -27,19 +30,6 @@ HEADER_PREFIXES = ("webhook", "svix")
 # Ids and timestamps go into the signed content, joined by dots: neither may contain one.
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_:-]{1,128}$")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
-
-
-class WebhookRejected(BrokerError):
-    """A delivery that is not provably from the sender: 400 when malformed, 401 otherwise."""
-
-
-class MalformedWebhook(WebhookRejected, BadRequest):
-    pass
-
-
-class UnverifiedWebhook(WebhookRejected, Unauthorized):
-    def headers(self) -> dict[str, str]:
-        return {}
 
 
 def secret_key(secret: str) -> bytes:

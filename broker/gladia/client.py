@@ -16,6 +16,7 @@ import aiohttp
 
 from broker.errors import (
     FieldProblem,
+    UpstreamAnswerTooLarge,
     UpstreamBusy,
     UpstreamConflict,
     UpstreamError,
@@ -34,10 +35,6 @@ MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 CHUNK_BYTES = 64 * 1024
 # How long a call may wait for a free connection of the pool, on top of connecting.
 POOL_WAIT_S = 1.0
-
-
-class _TooLarge(Exception):
-    """Gladia's answer is larger than any answer the broker expects."""
 
 
 @dataclass(frozen=True)
@@ -200,7 +197,7 @@ class GladiaClient:
             logger.warning("gladia %s %s timed out", method, _route(path))
             error: UpstreamError = UpstreamTimeout("Gladia did not answer in time")
             raise error.with_unknown_outcome() from None
-        except (aiohttp.ClientError, _TooLarge) as exc:
+        except (aiohttp.ClientError, UpstreamAnswerTooLarge) as exc:
             self._observe(method, path, "error", started)
             logger.warning("gladia %s %s failed: %s", method, _route(path), type(exc).__name__)
             raise UpstreamError("Gladia could not be reached").with_unknown_outcome() from None
@@ -277,7 +274,7 @@ class GladiaClient:
             if response.status != 200:
                 try:
                     body = await _read_capped(response)
-                except (TimeoutError, aiohttp.ClientError, _TooLarge):
+                except (TimeoutError, aiohttp.ClientError, UpstreamAnswerTooLarge):
                     raise UpstreamError("Gladia could not serve the request") from None
                 answer = UpstreamAnswer("GET", response.status, response.headers, body)
                 raise self._failure(answer)
@@ -289,12 +286,12 @@ class GladiaClient:
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
     declared = response.content_length
     if declared is not None and declared > MAX_RESPONSE_BYTES:
-        raise _TooLarge()
+        raise UpstreamAnswerTooLarge()
     body = bytearray()
     async for chunk in response.content.iter_chunked(CHUNK_BYTES):
         body.extend(chunk)
         if len(body) > MAX_RESPONSE_BYTES:
-            raise _TooLarge()
+            raise UpstreamAnswerTooLarge()
     return bytes(body)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from broker.errors import FieldProblem, InvalidFields
+from broker.errors import FieldProblem, InvalidFields, SettingsError
 from broker.policy.rules import (
     BIT_DEPTHS,
     ENCODINGS,
@@ -19,7 +19,7 @@ from broker.policy.rules import (
     Preset,
     rules_from_settings,
 )
-from broker.settings import Settings, SettingsError
+from broker.settings import Settings
 
 __all__ = [
     "BIT_DEPTHS",

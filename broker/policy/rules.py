@@ -15,7 +15,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from broker.settings import GLADIA_REGIONS, Settings, SettingsError
+from broker.errors import SettingsError
+from broker.settings import GLADIA_REGIONS, Settings
 
 # Gladia Live v2's own limits (contract §1.2); a policy can narrow them, never widen them.
 ENCODINGS = ("wav/pcm", "wav/alaw", "wav/ulaw")

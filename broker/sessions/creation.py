@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
 
-from broker.errors import Conflict, UpstreamError
+from broker.errors import Conflict, EarlierAttemptCreated, UpstreamError
 from broker.identity.credentials import Subject
 from broker.policy.idempotency import Claim, Replay, Settlement, fingerprint, validate_key
 from broker.policy.init_body import InitRequest
@@ -23,10 +23,6 @@ from broker.store.records import SessionRecord
 from broker.web.resources import Services
 
 logger = logging.getLogger("broker.create")
-
-
-class EarlierAttemptCreated(Conflict):
-    """Reconciliation found the session an earlier attempt created; its URL is lost for good."""
 
 
 async def create_session_record(

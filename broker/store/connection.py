@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
+from broker.errors import RedisUrlError
 from broker.settings import Settings
 
 logger = logging.getLogger("broker.redis")
@@ -37,10 +38,6 @@ logger = logging.getLogger("broker.redis")
 CLIENT_NAME = "gladia-broker"
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 DEFAULT_SENTINEL_PORT = 26379
-
-
-class RedisUrlError(ValueError):
-    """A REDIS_URL that names no usable Redis."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
 from broker import errors
+from broker.errors import MethodNotAllowed
 from broker.events.callbacks import CallbackCapabilities
 from broker.events.intake import (
     RELAY_QUEUE,
@@ -63,11 +64,6 @@ _HTTP_ERRORS: dict[int, type[errors.BrokerError]] = {
     404: errors.NotFound,
     413: errors.PayloadTooLarge,
 }
-
-
-class MethodNotAllowed(errors.BrokerError):
-    status_code = 405
-    title = "Method not allowed"
 
 
 def _render(request: Request, error: errors.BrokerError) -> Response:

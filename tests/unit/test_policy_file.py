@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from broker.errors import SettingsError
 from broker.policy.init_body import SessionPolicy
 from broker.policy.rules import LANGUAGES, PolicyRules, parse_rules, rules_from_settings
-from broker.settings import Settings, SettingsError
+from broker.settings import Settings
 
 DOCUMENT = {
     "encodings": ["wav/pcm"],

@@ -5,10 +5,9 @@ from typing import Any
 
 import pytest
 
-from broker.errors import InvalidFields
+from broker.errors import InvalidFields, SettingsError
 from broker.policy.init_body import SessionPolicy
 from broker.policy.rules import PolicyRules, Preset, SummarizationRule
-from broker.settings import SettingsError
 
 MEETING_FR = Preset(
     name="meeting-fr",

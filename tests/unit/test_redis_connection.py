@@ -4,13 +4,9 @@ import pytest
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
-from broker.settings import Settings, SettingsError, check_for_production, load_settings
-from broker.store.connection import (
-    RedisUrlError,
-    SentinelUrl,
-    open_redis,
-    parse_sentinel_url,
-)
+from broker.errors import RedisUrlError, SettingsError
+from broker.settings import Settings, check_for_production, load_settings
+from broker.store.connection import SentinelUrl, open_redis, parse_sentinel_url
 
 
 def test_a_sentinel_url_names_every_sentinel_the_master_and_the_database() -> None:

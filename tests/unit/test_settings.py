@@ -3,12 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.settings import (
-    DEVELOPMENT_SECRET,
-    SettingsError,
-    check_for_production,
-    load_settings,
-)
+from broker.errors import SettingsError
+from broker.settings import DEVELOPMENT_SECRET, check_for_production, load_settings
 
 PRODUCTION = {
     "GLADIA_API_KEY": "a-real-key",

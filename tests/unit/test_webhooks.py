@@ -9,15 +9,8 @@ from hypothesis import strategies as st
 from standardwebhooks import Webhook
 from starlette.datastructures import Secret
 
-from broker.events.webhooks import (
-    MalformedWebhook,
-    UnverifiedWebhook,
-    WebhookRejected,
-    WebhookVerifier,
-    secret_key,
-    sign,
-    signed_headers,
-)
+from broker.errors import MalformedWebhook, UnverifiedWebhook, WebhookRejected
+from broker.events.webhooks import WebhookVerifier, secret_key, sign, signed_headers
 
 # The Svix documentation's test vector (security notes §1.4).
 DOC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

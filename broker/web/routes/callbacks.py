@@ -9,9 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from broker.errors import NotFound
+from broker.errors import NotFound, UnverifiedWebhook, WebhookRejected
 from broker.events.callbacks import parse_webhook
-from broker.events.webhooks import UnverifiedWebhook, WebhookRejected
 from broker.store.events import Outcome
 from broker.web.http import read_body
 from broker.web.resources import services
