@@ -19,17 +19,11 @@ from broker.errors import (
     BadRequest,
     NotFound,
     ServiceUnavailable,
-    UpstreamError,
-    UpstreamNotFound,
 )
 from broker.events.callbacks import CallbackBinding, Delivery, parse_callback
-from broker.events.jobs import JobOutcome, Lease, QueuePolicy
-from broker.events.results import public_result
-from broker.gladia.client import GladiaClient
-from broker.policy.limits import Limits
-from broker.sessions.lifecycle import finish_if_final
+from broker.events.jobs import QueuePolicy, job_member
 from broker.store.events import EarlyDelivery, EventFields, EventStore, Outcome, Stored
-from broker.store.records import SessionRecord, SessionStore
+from broker.store.records import SessionRecord
 
 logger = logging.getLogger("broker.events")
 
@@ -99,15 +93,6 @@ def event_fields(delivery: Delivery) -> EventFields:
         status=status_after(delivery.event),
         is_end=delivery.event == END_EVENT,
     )
-
-
-def job_member(owner: str, session_id: str) -> str:
-    return f"{owner}:{session_id}"
-
-
-def split_member(member: str) -> tuple[str, str]:
-    owner, _, session_id = member.partition(":")
-    return owner, session_id
 
 
 class EventIntake:
@@ -194,44 +179,3 @@ class EventIntake:
         if delivery.event == END_EVENT:
             await self._store.mark(RESULT_QUEUE, member)
             self._wake_result_fetch()
-
-
-class ResultFetcher:
-    """The job that fetches a finished session's result from Gladia once and caches it."""
-
-    def __init__(self, sessions: SessionStore, gladia: GladiaClient, limits: Limits) -> None:
-        self._sessions = sessions
-        self._gladia = gladia
-        self._limits = limits
-
-    async def __call__(self, member: str, lease: Lease) -> JobOutcome:
-        owner, session_id = split_member(member)
-        record = await self._sessions.load(owner, session_id)
-        if record is None or await self._sessions.load_result(record) is not None:
-            return JobOutcome.DONE
-        try:
-            upstream = await self._gladia.get_live_session(session_id)
-        except UpstreamNotFound:
-            return JobOutcome.DONE
-        except UpstreamError:
-            return JobOutcome.LATER
-        result = public_result(upstream)
-        if not await finish_if_final(self._sessions, self._limits, record, result):
-            return JobOutcome.LATER
-        return JobOutcome.DONE
-
-
-class StreamSlots:
-    """Caps the event streams one instance holds open (each keeps a Redis connection busy)."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self.open = 0
-
-    def take(self, retry_after_s: int) -> None:
-        if self.open >= self._limit:
-            raise ServiceUnavailable("Too many event streams are open", retry_after_s=retry_after_s)
-        self.open += 1
-
-    def give_back(self) -> None:
-        self.open -= 1

@@ -23,6 +23,16 @@ from broker.store.events import EventStore
 logger = logging.getLogger("broker.jobs")
 
 
+def job_member(owner: str, session_id: str) -> str:
+    """The queue member naming one session's work."""
+    return f"{owner}:{session_id}"
+
+
+def split_member(member: str) -> tuple[str, str]:
+    owner, _, session_id = member.partition(":")
+    return owner, session_id
+
+
 class JobOutcome(Enum):
     DONE = "done"  # nothing left: off the queue, unless more arrived meanwhile
     MORE = "more"  # progress made and more is waiting: stay due

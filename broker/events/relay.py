@@ -16,8 +16,7 @@ from typing import Any
 
 import httpx
 
-from broker.events.intake import split_member
-from broker.events.jobs import JobOutcome, Lease
+from broker.events.jobs import JobOutcome, Lease, split_member
 from broker.events.webhooks import secret_key, signed_headers
 from broker.settings import Settings
 from broker.store.events import EventStore, StreamEntry

@@ -1,9 +1,20 @@
-"""Gladia's view of a session, cut down to what its owner may see."""
+"""A session's result: fetched from Gladia, cut down to what its owner may see, cached once final.
+
+Two callers: the owner asking for it (`fetch`), and the `result-fetch` job queued by the
+session's `live.end_session` event (`ResultFetcher.__call__`), so the result is kept and the
+session's leases are freed even when nobody asks.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from broker.errors import NotFound, UpstreamError, UpstreamNotFound
+from broker.events.jobs import JobOutcome, Lease, split_member
+from broker.gladia.client import GladiaClient
+from broker.policy.limits import Limits
+from broker.store.records import FINAL_STATUSES, SessionRecord, SessionStore
 
 # The callback URL carries a capability; custom_metadata and post_session_metadata are the
 # broker's and Gladia's bookkeeping, not the user's.
@@ -20,3 +31,50 @@ def public_result(session: Mapping[str, Any]) -> dict[str, Any]:
             key: value for key, value in params.items() if key not in _REQUEST_FIELDS
         }
     return result
+
+
+class ResultFetcher:
+    """Gladia's result of one session, kept in Redis once it is final."""
+
+    def __init__(self, sessions: SessionStore, gladia: GladiaClient, limits: Limits) -> None:
+        self._sessions = sessions
+        self._gladia = gladia
+        self._limits = limits
+
+    async def fetch(self, record: SessionRecord) -> dict[str, Any]:
+        """The owner's view of the result: the cached one, else Gladia's as it is now."""
+        cached = await self._sessions.load_result(record)
+        if cached is not None:
+            return cached
+        try:
+            upstream = await self._gladia.get_live_session(record.id)
+        except UpstreamNotFound:
+            raise NotFound("No such session") from None
+        result = public_result(upstream)
+        await self.finish_if_final(record, result)
+        return result
+
+    async def finish_if_final(self, record: SessionRecord, result: Mapping[str, Any]) -> bool:
+        """Cache a final result and free the session's leases; False while it is not final."""
+        if result.get("status") not in FINAL_STATUSES:
+            return False
+        await self._sessions.save_final_result(record, result)
+        # Over at Gladia: the session no longer counts against any live limit.
+        await self._limits.release_lease(record.owner, record.id)
+        return True
+
+    async def __call__(self, member: str, lease: Lease) -> JobOutcome:
+        """The `result-fetch` job: asks again later until Gladia's result is final."""
+        owner, session_id = split_member(member)
+        record = await self._sessions.load(owner, session_id)
+        if record is None or await self._sessions.load_result(record) is not None:
+            return JobOutcome.DONE
+        try:
+            upstream = await self._gladia.get_live_session(session_id)
+        except UpstreamNotFound:
+            return JobOutcome.DONE
+        except UpstreamError:
+            return JobOutcome.LATER
+        if not await self.finish_if_final(record, public_result(upstream)):
+            return JobOutcome.LATER
+        return JobOutcome.DONE

@@ -15,145 +15,182 @@ from datetime import UTC, datetime, timedelta
 from redis.exceptions import RedisError
 
 from broker.errors import Conflict, EarlierAttemptCreated, UpstreamError
+from broker.events.intake import EventIntake
+from broker.gladia.client import GladiaClient
 from broker.identity.credentials import Subject
-from broker.policy.idempotency import Claim, Replay, Settlement, fingerprint, validate_key
-from broker.policy.init_body import InitRequest
+from broker.policy.idempotency import (
+    Claim,
+    Idempotency,
+    Replay,
+    Settlement,
+    fingerprint,
+    validate_key,
+)
+from broker.policy.init_body import InitRequest, SessionPolicy
+from broker.policy.limits import Limits
+from broker.sessions.create_writes import CreateWrites
 from broker.settings import GLADIA_MAX_SESSION_S
-from broker.store.records import SessionRecord
-from broker.web.resources import Services
+from broker.store.records import SessionRecord, SessionStore
 
 logger = logging.getLogger("broker.create")
 
 
-async def create_session_record(
-    found: Services,
-    subject: Subject,
-    client_body: object,
-    region: str | None = None,
-    idempotency_key: str | None = None,
-) -> SessionRecord:
-    """Create a live session for `subject` from an untrusted body, within every limit."""
-    request_id = uuid.uuid4().hex
-    init = found.policy.build_init_request(client_body, subject.key, request_id=request_id)
-    if idempotency_key is None:
-        return await _create(found, subject, init, region or init.region)
-    begun = await found.idempotency.begin(
-        subject.key,
-        validate_key(idempotency_key),
-        fingerprint(client_body, region),
-        request_id,
-    )
-    if isinstance(begun, Replay):
-        return await _replayed(found, subject, begun)
-    return await _create_claimed(found, subject, init, region or init.region, begun)
+class SessionCreator:
+    """Creates live sessions for subjects; every surface's create comes here."""
 
+    def __init__(
+        self,
+        policy: SessionPolicy,
+        idempotency: Idempotency,
+        limits: Limits,
+        gladia: GladiaClient,
+        store: SessionStore,
+        writes: CreateWrites,
+        intake: EventIntake,
+    ) -> None:
+        self._policy = policy
+        self._idempotency = idempotency
+        self._limits = limits
+        self._gladia = gladia
+        self._store = store
+        self._writes = writes
+        self._intake = intake
 
-async def _create_claimed(
-    found: Services, subject: Subject, init: InitRequest, region: str | None, claim: Claim
-) -> SessionRecord:
-    # How the claim ends if this request fails where it is: reconciling leaves the earlier
-    # attempt unknown, a refusal before Gladia frees the key, a send may leave a session behind.
-    settlement: Settlement = "unknown"
-    value = claim.previous_request_id or init.request_id
-    try:
-        if claim.previous_request_id is not None and await _earlier_attempt_created(
-            found, subject, claim.previous_request_id
-        ):
-            settlement, value = "spent", ""
-            raise EarlierAttemptCreated(
-                "Gladia created a session for an earlier attempt with this Idempotency-Key, "
-                "but its answer was lost; the session was discarded. Send the request again "
-                "with a new Idempotency-Key"
-            )
-        settlement, value = "abandon", ""
-        await found.idempotency.renew(claim)
-        await found.limits.admit(subject.key, init.request_id)
-        settlement, value = "unknown", init.request_id
-        record = await _send_and_store(found, subject, init, region)
-        settlement, value = "done", record.id
-        return record
-    except UpstreamError as exc:
-        if value == init.request_id and not exc.outcome_unknown:
-            settlement = "abandon"  # Gladia refused or was never reached: nothing to reconcile
-        raise
-    finally:
+    async def create(
+        self,
+        subject: Subject,
+        client_body: object,
+        region: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> SessionRecord:
+        """Create a live session for `subject` from an untrusted body, within every limit."""
+        request_id = uuid.uuid4().hex
+        init = self._policy.build_init_request(client_body, subject.key, request_id=request_id)
+        if idempotency_key is None:
+            return await self._create(subject, init, region or init.region)
+        begun = await self._idempotency.begin(
+            subject.key,
+            validate_key(idempotency_key),
+            fingerprint(client_body, region),
+            request_id,
+        )
+        if isinstance(begun, Replay):
+            return await self._replayed(subject, begun)
+        return await self._create_claimed(subject, init, region or init.region, begun)
+
+    async def _create_claimed(
+        self, subject: Subject, init: InitRequest, region: str | None, claim: Claim
+    ) -> SessionRecord:
+        # How the claim ends if this request fails where it is: reconciling leaves the earlier
+        # attempt unknown, a refusal before Gladia frees the key, a send may leave a session behind.
+        settlement: Settlement = "unknown"
+        value = claim.previous_request_id or init.request_id
         try:
-            await found.idempotency.settle(claim, settlement, value)
-        except Exception as exc:  # the claim times out by itself; the answer must not change
-            logger.warning("idempotency claim not settled: %s", type(exc).__name__)
-
-
-async def _create(
-    found: Services, subject: Subject, init: InitRequest, region: str | None
-) -> SessionRecord:
-    await found.limits.admit(subject.key, init.request_id)
-    return await _send_and_store(found, subject, init, region)
-
-
-async def _send_and_store(
-    found: Services, subject: Subject, init: InitRequest, region: str | None
-) -> SessionRecord:
-    """Gladia's create, then the record and the session's own leases."""
-    try:
-        created = await found.gladia.create_live_session(init.body, region)
-    except UpstreamError as exc:
-        if not exc.outcome_unknown:
-            await found.limits.release_lease(subject.key, init.request_id)
-        # Otherwise the pending leases stay until they expire: Gladia may have a live session.
-        raise
-    expires_at = datetime.now(UTC) + timedelta(seconds=GLADIA_MAX_SESSION_S)
-    record = SessionRecord(
-        id=created.id,
-        owner=subject.key,
-        url=created.url,
-        created_at=created.created_at,
-        expires_at=expires_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        status="created",
-        messages_config=init.messages_config,
-        request_id=init.request_id,
-    )
-    written = await found.create_writes.write(record, subject.id)
-    if written.record is not None:
-        raise written.record  # its leases are released already
-    # The session is recorded and usable either way. An unconfirmed account lease lapses soon
-    # (more permissive for a while, never a second create); an unknown owner leaves only the
-    # account webhooks about this session unanswered.
-    if written.account_lease is not None:
-        logger.warning("account lease not confirmed: %s", type(written.account_lease).__name__)
-    if written.session_owner is not None:
-        logger.warning("session owner not noted: %s", type(written.session_owner).__name__)
-    try:
-        await found.intake.take_early(record, written.early)
-    except RedisError as exc:
-        logger.warning("early callbacks not stored: %s", type(exc).__name__)
-    return record
-
-
-async def _earlier_attempt_created(found: Services, subject: Subject, request_id: str) -> bool:
-    """Whether Gladia holds a session from an attempt whose answer never came back."""
-    listed = await found.gladia.list_live_sessions({"broker_request_id": request_id})
-    # Gladia's filter is trusted, but checked: only our own metadata counts as a match.
-    matches = [
-        item
-        for item in listed
-        if isinstance(item.get("custom_metadata"), dict)
-        and item["custom_metadata"].get("broker_request_id") == request_id
-        and isinstance(item.get("id"), str)
-    ]
-    for item in matches:
-        # Nobody holds its URL, so nobody can use it: free it at Gladia where Gladia allows.
-        try:
-            await found.gladia.delete_live_session(item["id"])
+            if claim.previous_request_id is not None and await self._earlier_attempt_created(
+                subject, claim.previous_request_id
+            ):
+                settlement, value = "spent", ""
+                raise EarlierAttemptCreated(
+                    "Gladia created a session for an earlier attempt with this Idempotency-Key, "
+                    "but its answer was lost; the session was discarded. Send the request again "
+                    "with a new Idempotency-Key"
+                )
+            settlement, value = "abandon", ""
+            await self._idempotency.renew(claim)
+            await self._limits.admit(subject.key, init.request_id)
+            settlement, value = "unknown", init.request_id
+            record = await self._send_and_store(subject, init, region)
+            settlement, value = "done", record.id
+            return record
         except UpstreamError as exc:
-            logger.warning("orphaned session not deleted at Gladia: %s", exc.title)
-    await found.limits.release_lease(subject.key, request_id)
-    if matches:
-        logger.warning("an earlier create with an unknown outcome had created a session")
-    return bool(matches)
+            if value == init.request_id and not exc.outcome_unknown:
+                settlement = "abandon"  # Gladia refused or was never reached: nothing to reconcile
+            raise
+        finally:
+            try:
+                await self._idempotency.settle(claim, settlement, value)
+            except Exception as exc:  # the claim times out by itself; the answer must not change
+                logger.warning("idempotency claim not settled: %s", type(exc).__name__)
+
+    async def _create(
+        self, subject: Subject, init: InitRequest, region: str | None
+    ) -> SessionRecord:
+        await self._limits.admit(subject.key, init.request_id)
+        return await self._send_and_store(subject, init, region)
+
+    async def _send_and_store(
+        self, subject: Subject, init: InitRequest, region: str | None
+    ) -> SessionRecord:
+        """Gladia's create, then everything the broker keeps of the session."""
+        try:
+            created = await self._gladia.create_live_session(init.body, region)
+        except UpstreamError as exc:
+            if not exc.outcome_unknown:
+                await self._limits.release_lease(subject.key, init.request_id)
+            # Otherwise the pending leases stay until they expire: Gladia may have a live session.
+            raise
+        return await self.keep(
+            SessionRecord(
+                id=created.id,
+                owner=subject.key,
+                url=created.url,
+                created_at=created.created_at,
+                expires_at=_expiry(),
+                status="created",
+                messages_config=init.messages_config,
+                request_id=init.request_id,
+            ),
+            subject,
+        )
+
+    async def keep(self, record: SessionRecord, subject: Subject) -> SessionRecord:
+        """What follows Gladia's answer: the record, the session's leases, early callbacks."""
+        written = await self._writes.write(record, subject.id)
+        if written.record is not None:
+            raise written.record  # its leases are released already
+        # The session is recorded and usable either way. An unconfirmed account lease lapses soon
+        # (more permissive for a while, never a second create); an unknown owner leaves only the
+        # account webhooks about this session unanswered.
+        if written.account_lease is not None:
+            logger.warning("account lease not confirmed: %s", type(written.account_lease).__name__)
+        if written.session_owner is not None:
+            logger.warning("session owner not noted: %s", type(written.session_owner).__name__)
+        try:
+            await self._intake.take_early(record, written.early)
+        except RedisError as exc:
+            logger.warning("early callbacks not stored: %s", type(exc).__name__)
+        return record
+
+    async def _earlier_attempt_created(self, subject: Subject, request_id: str) -> bool:
+        """Whether Gladia holds a session from an attempt whose answer never came back."""
+        listed = await self._gladia.list_live_sessions({"broker_request_id": request_id})
+        # Gladia's filter is trusted, but checked: only our own metadata counts as a match.
+        matches = [
+            item
+            for item in listed
+            if isinstance(item.get("custom_metadata"), dict)
+            and item["custom_metadata"].get("broker_request_id") == request_id
+            and isinstance(item.get("id"), str)
+        ]
+        for item in matches:
+            # Nobody holds its URL, so nobody can use it: free it at Gladia where Gladia allows.
+            try:
+                await self._gladia.delete_live_session(item["id"])
+            except UpstreamError as exc:
+                logger.warning("orphaned session not deleted at Gladia: %s", exc.title)
+        await self._limits.release_lease(subject.key, request_id)
+        if matches:
+            logger.warning("an earlier create with an unknown outcome had created a session")
+        return bool(matches)
+
+    async def _replayed(self, subject: Subject, replay: Replay) -> SessionRecord:
+        record = await self._store.load(subject.key, replay.session_id)
+        if record is None:
+            raise Conflict("The session created with this Idempotency-Key no longer exists")
+        return record
 
 
-async def _replayed(found: Services, subject: Subject, replay: Replay) -> SessionRecord:
-    record = await found.store.load(subject.key, replay.session_id)
-    if record is None:
-        raise Conflict("The session created with this Idempotency-Key no longer exists")
-    return record
+def _expiry() -> str:
+    """When Gladia ends the session at the latest."""
+    expires_at = datetime.now(UTC) + timedelta(seconds=GLADIA_MAX_SESSION_S)
+    return expires_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")

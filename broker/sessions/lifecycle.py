@@ -1,57 +1,62 @@
-"""A session after its create, the same for every surface: found, finished, deleted."""
+"""A session after its create, the same for every surface: found, listed, read, deleted."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
-from broker.errors import NotFound, UpstreamNotFound
-from broker.events.results import public_result
-from broker.store.records import FINAL_STATUSES, SessionRecord, SessionStore
-
-if TYPE_CHECKING:  # the background result fetcher (broker.events) is itself one of the services
-    from broker.identity.credentials import Subject
-    from broker.policy.limits import Limits
-    from broker.web.resources import Services
-
-
-async def owned_record(found: Services, subject: Subject, session_id: str) -> SessionRecord:
-    """The subject's session; anyone else's is indistinguishable from a missing one."""
-    record = await found.store.load(subject.key, session_id)
-    if record is None:
-        raise NotFound("No such session")
-    return record
+from broker.errors import NotFound
+from broker.events.results import ResultFetcher
+from broker.gladia.client import GladiaClient, UpstreamStream
+from broker.identity.credentials import Subject
+from broker.policy.limits import Limits
+from broker.store.events import EventStore
+from broker.store.records import SessionPage, SessionRecord, SessionStore
 
 
-async def finish_if_final(
-    store: SessionStore, limits: Limits, record: SessionRecord, result: Mapping[str, Any]
-) -> bool:
-    """Cache a final result and free the session's leases; False while it is not final."""
-    if result.get("status") not in FINAL_STATUSES:
-        return False
-    await store.save_final_result(record, result)
-    # Over at Gladia: the session no longer counts against any live limit.
-    await limits.release_lease(record.owner, record.id)
-    return True
+class SessionLifecycle:
+    """One subject's sessions as the routes reach them; another subject's are never found."""
 
+    def __init__(
+        self,
+        store: SessionStore,
+        events: EventStore,
+        limits: Limits,
+        gladia: GladiaClient,
+        results: ResultFetcher,
+    ) -> None:
+        self._store = store
+        self._events = events
+        self._limits = limits
+        self._gladia = gladia
+        self._results = results
 
-async def fetch_result(found: Services, record: SessionRecord) -> dict[str, Any]:
-    """Gladia's result for the session, sanitised, cached once it is final."""
-    cached = await found.store.load_result(record)
-    if cached is not None:
-        return cached
-    try:
-        upstream = await found.gladia.get_live_session(record.id)
-    except UpstreamNotFound:
-        raise NotFound("No such session") from None
-    result = public_result(upstream)
-    await finish_if_final(found.store, found.limits, record, result)
-    return result
+    async def owned(self, subject: Subject, session_id: str) -> SessionRecord:
+        """The subject's session; anyone else's is indistinguishable from a missing one."""
+        record = await self._store.load(subject.key, session_id)
+        if record is None:
+            raise NotFound("No such session")
+        return record
 
+    async def page(self, subject: Subject, limit: int, cursor: str | None) -> SessionPage:
+        """The subject's sessions, newest first, `limit` at a time after `cursor`."""
+        return await self._store.list_page(subject.key, limit, cursor)
 
-async def delete_everywhere(found: Services, record: SessionRecord) -> None:
-    """Delete at Gladia (which refuses while the session is live), then everything kept here."""
-    await found.gladia.delete_live_session(record.id)
-    await found.store.delete(record)
-    await found.events.forget(record.owner, record.id, record.request_id)
-    await found.limits.release_lease(record.owner, record.id)
+    async def window(self, subject: Subject, offset: int, limit: int) -> SessionPage:
+        """The subject's sessions, newest first, `limit` from position `offset` (Gladia's way)."""
+        return await self._store.list_slice(subject.key, offset, limit)
+
+    async def result(self, record: SessionRecord) -> dict[str, Any]:
+        """Gladia's result for the session, sanitised, cached once it is final."""
+        return await self._results.fetch(record)
+
+    def audio(self, record: SessionRecord) -> AbstractAsyncContextManager[UpstreamStream]:
+        """The session's recorded audio, streamed from Gladia."""
+        return self._gladia.stream_file(record.id)
+
+    async def delete(self, record: SessionRecord) -> None:
+        """Delete at Gladia (which refuses while the session is live), then everything kept here."""
+        await self._gladia.delete_live_session(record.id)
+        await self._store.delete(record)
+        await self._events.forget(record.owner, record.id, record.request_id)
+        await self._limits.release_lease(record.owner, record.id)

@@ -6,8 +6,9 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from broker.errors import TooManyRequests, error_response
+from broker.errors import TooManyRequests
 from broker.policy.limits import Limits
+from broker.web.problems import error_response
 
 # The client surfaces: every route here authenticates a user or a service.
 GUARDED_PREFIXES = ("/v1/sessions", "/v1/tokens", "/v2/live")
@@ -33,7 +34,7 @@ class AttemptGuardMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        limits: Limits = scope["app"].state.services.limits
+        limits: Limits = scope["app"].state.resources.limits
         address = str(client[0])
         try:
             unchecked = await limits.check_address(address)

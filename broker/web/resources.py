@@ -1,4 +1,4 @@
-"""The resources one app instance works with, opened in the lifespan and handed to handlers."""
+"""What the handlers reach, built once per app in the lifespan (broker/web/lifespan.py)."""
 
 from __future__ import annotations
 
@@ -7,38 +7,38 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from broker.events.callbacks import CallbackCapabilities
-from broker.events.intake import EventIntake, StreamSlots
+from broker.events.intake import EventIntake
 from broker.events.webhooks import WebhookVerifier
-from broker.gladia.client import GladiaClient
 from broker.identity.credentials import Authenticator, ServiceKeys, TokenService
-from broker.policy.idempotency import Idempotency
-from broker.policy.init_body import SessionPolicy
 from broker.policy.limits import Limits
-from broker.sessions.create_writes import CreateWrites
+from broker.sessions.creation import SessionCreator
+from broker.sessions.lifecycle import SessionLifecycle
 from broker.settings import Settings
 from broker.store.events import EventStore
 from broker.store.records import SessionStore
+from broker.web.streams import StreamSlots
 
 
 @dataclass(frozen=True)
-class Services:
+class Resources:
     settings: Settings
+    authenticator: Authenticator
     tokens: TokenService
     service_keys: ServiceKeys
-    authenticator: Authenticator
-    policy: SessionPolicy
-    gladia: GladiaClient
-    store: SessionStore
-    limits: Limits
-    idempotency: Idempotency
+    creator: SessionCreator
+    sessions: SessionLifecycle
+    # Event history for its owner, and the cap on streams of it this instance holds open.
+    events: EventStore
+    event_streams: StreamSlots
+    # What Gladia sends: capability-bound callbacks and signed account webhooks.
     capabilities: CallbackCapabilities
     webhooks: WebhookVerifier
-    events: EventStore
     intake: EventIntake
-    create_writes: CreateWrites
-    event_streams: StreamSlots
+    # The attempt guard's counters, and the store /readyz pings.
+    limits: Limits
+    store: SessionStore
 
 
-def services(request: Request) -> Services:
-    found: Services = request.app.state.services
+def resources(request: Request) -> Resources:
+    found: Resources = request.app.state.resources
     return found

@@ -30,7 +30,7 @@ class Instance:
 
     @property
     def limits(self) -> Limits:
-        limits: Limits = self.app.state.services.limits
+        limits: Limits = self.app.state.resources.limits
         return limits
 
     def client(self, address: str = "198.51.100.1") -> httpx.AsyncClient:

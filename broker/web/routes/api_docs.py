@@ -6,18 +6,20 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from broker.policy.rules import PolicyRules
+from broker.settings import Settings
 from broker.web.openapi import build_openapi
-from broker.web.resources import services
 
 
-async def openapi_json(request: Request) -> Response:
-    document: dict[str, Any] | None = getattr(request.app.state, "openapi", None)
-    if document is None:
-        document = build_openapi(request.app.state.settings, services(request).policy.rules)
-        request.app.state.openapi = document
-    return JSONResponse(document)
+def openapi_routes(settings: Settings, rules: PolicyRules) -> list[BaseRoute]:
+    built: list[dict[str, Any]] = []
 
+    async def openapi_json(request: Request) -> Response:
+        # Built on the first request, not with the app: most instances are never asked.
+        if not built:
+            built.append(build_openapi(settings, rules))
+        return JSONResponse(built[0])
 
-routes = [Route("/openapi.json", openapi_json, methods=["GET"])]
+    return [Route("/openapi.json", openapi_json, methods=["GET"])]

@@ -13,14 +13,14 @@ from broker.errors import NotFound, UnverifiedWebhook, WebhookRejected
 from broker.events.callbacks import parse_webhook
 from broker.store.events import Outcome
 from broker.web.http import read_body
-from broker.web.resources import services
+from broker.web.resources import resources
 
 logger = logging.getLogger("broker.callbacks")
 
 
 async def receive_callback(request: Request) -> Response:
     """Verify the capability, then store the event; 202 while the create is still settling."""
-    found = services(request)
+    found = resources(request)
     binding = found.capabilities.verify(request.path_params["capability"])
     body = await read_body(request, found.settings.callback_max_body_bytes)
     outcome = await found.intake.receive_callback(binding, body)
@@ -29,7 +29,7 @@ async def receive_callback(request: Request) -> Response:
 
 async def receive_webhook(request: Request) -> Response:
     """Verify the signature on the raw body, then store the event once per message id."""
-    found = services(request)
+    found = resources(request)
     if not found.webhooks.configured:
         raise NotFound("Account webhooks are not configured")
     body = await read_body(request, found.settings.max_body_bytes)

@@ -6,10 +6,10 @@ comes from `broker/demo/node_modules` (`make demo-assets`), never from a copy in
 
 from __future__ import annotations
 
+import importlib.resources
 import ipaddress
 import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,12 +20,12 @@ from starlette.routing import BaseRoute, Route
 from broker.errors import Forbidden, NotFound
 from broker.settings import Settings
 from broker.web.http import json_response
-from broker.web.resources import services
+from broker.web.resources import resources
 
 
 def _demo_dir() -> Path:
     """The page, package data of `broker`; wheels and editable installs keep it as real files."""
-    found = resources.files("broker") / "demo"
+    found = importlib.resources.files("broker") / "demo"
     assert isinstance(found, Path), "FileResponse serves files from a directory on disk"
     return found
 
@@ -84,7 +84,7 @@ def demo_routes(options: DemoOptions) -> list[BaseRoute]:
         return json_response(
             {
                 "simulator": options.simulator,
-                "gladia_origin": services(request).settings.gladia_origin,
+                "gladia_origin": resources(request).settings.gladia_origin,
                 "dev_token": options.dev_token_subject is not None,
                 "sdk_version": sdk_version(),
             },
@@ -97,7 +97,7 @@ def demo_routes(options: DemoOptions) -> list[BaseRoute]:
             raise Forbidden(
                 "Development tokens are handed out by `broker dev` to this machine only"
             )
-        minted = services(request).tokens.mint(options.dev_token_subject)
+        minted = resources(request).tokens.mint(options.dev_token_subject)
         expires_at = minted.expires_at.isoformat().replace("+00:00", "Z")
         body = {"token": minted.token, "expires_at": expires_at, "sub": options.dev_token_subject}
         return json_response(body, 201, no_store=True)
@@ -128,7 +128,7 @@ def sdk_version() -> str | None:
 
 
 def _file(request: Request, path: Path, media_type: str) -> Response:
-    csp = content_security_policy(services(request).settings)
+    csp = content_security_policy(resources(request).settings)
     return FileResponse(
         path, media_type=media_type, headers={**PAGE_HEADERS, "Content-Security-Policy": csp}
     )

@@ -13,11 +13,11 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from broker.errors import BadRequest
-from broker.events.intake import END_EVENT, StreamSlots
-from broker.sessions.lifecycle import owned_record
+from broker.events.intake import END_EVENT
 from broker.store.records import SessionRecord
 from broker.web.http import NO_STORE, bounded_int, json_response
-from broker.web.resources import Services, services
+from broker.web.resources import Resources, resources
+from broker.web.streams import StreamSlots
 
 MAX_PAGE = 1000
 _STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
@@ -47,9 +47,9 @@ def _cursor(value: str | None, name: str) -> str:
 
 
 async def session_events(request: Request) -> Response:
-    found = services(request)
+    found = resources(request)
     subject = await found.authenticator.authenticate_request(request)
-    record = await owned_record(found, subject, request.path_params["session_id"])
+    record = await found.sessions.owned(subject, request.path_params["session_id"])
     if "text/event-stream" in request.headers.get("accept", ""):
         if request.headers.get("last-event-id"):
             cursor = _cursor(request.headers["last-event-id"], "Last-Event-ID")
@@ -68,7 +68,7 @@ async def session_events(request: Request) -> Response:
     return json_response(body, no_store=True)
 
 
-def _follow(found: Services, record: SessionRecord, cursor: str) -> Response:
+def _follow(found: Resources, record: SessionRecord, cursor: str) -> Response:
     """Server-sent events from `cursor` on, until `live.end_session` (or the session is gone)."""
     settings = found.settings
 

@@ -21,12 +21,10 @@ from starlette.routing import Route
 from broker.errors import BadRequest, FieldProblem, InvalidFields, NotFound, UpstreamTimeout
 from broker.identity.credentials import Subject
 from broker.policy.idempotency import IDEMPOTENCY_HEADER
-from broker.sessions.creation import create_session_record
-from broker.sessions.lifecycle import delete_everywhere, fetch_result, owned_record
 from broker.settings import GLADIA_REGIONS
 from broker.store.records import SessionRecord
 from broker.web.http import bounded_int, json_response, read_json
-from broker.web.resources import Services, services
+from broker.web.resources import Resources, resources
 
 logger = logging.getLogger("broker.facade")
 
@@ -57,8 +55,8 @@ def refuse_gladia_key(headers: Headers) -> None:
     )
 
 
-async def authenticate(request: Request) -> tuple[Services, Subject]:
-    found = services(request)
+async def authenticate(request: Request) -> tuple[Resources, Subject]:
+    found = resources(request)
     refuse_gladia_key(request.headers)
     return found, await found.authenticator.authenticate_request(request)
 
@@ -76,21 +74,21 @@ async def create_live_session(request: Request) -> Response:
     region = query_region(request)
     body = await read_json(request, found.settings.max_body_bytes, required=False)
     idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
-    record = await create_session_record(found, subject, body, region, idempotency_key)
+    record = await found.creator.create(subject, body, region, idempotency_key)
     created = {"id": record.id, "created_at": record.created_at, "url": record.url}
     return json_response(created, 201, no_store=True)
 
 
 async def get_live_session(request: Request) -> Response:
     found, subject = await authenticate(request)
-    record = await owned_record(found, subject, request.path_params["session_id"])
-    return json_response(await fetch_result(found, record), no_store=True)
+    record = await found.sessions.owned(subject, request.path_params["session_id"])
+    return json_response(await found.sessions.result(record), no_store=True)
 
 
 async def list_live_sessions(request: Request) -> Response:
     found, subject = await authenticate(request)
     offset, limit = page_window(request)
-    page = await found.store.list_slice(subject.key, offset, limit)
+    page = await found.sessions.window(subject, offset, limit)
     items = await results_of(found, page.records)
     links = page_links(list_url(request, found), offset, limit, page.next_cursor is not None)
     return json_response({**links, "items": items}, no_store=True)
@@ -98,18 +96,18 @@ async def list_live_sessions(request: Request) -> Response:
 
 async def delete_live_session(request: Request) -> Response:
     found, subject = await authenticate(request)
-    record = await owned_record(found, subject, request.path_params["session_id"])
-    await delete_everywhere(found, record)
+    record = await found.sessions.owned(subject, request.path_params["session_id"])
+    await found.sessions.delete(record)
     return Response(status_code=202)
 
 
 async def get_live_session_file(request: Request) -> Response:
     """The recorded audio, passed through chunk by chunk as Gladia sends it."""
     found, subject = await authenticate(request)
-    record = await owned_record(found, subject, request.path_params["session_id"])
+    record = await found.sessions.owned(subject, request.path_params["session_id"])
     stack = AsyncExitStack()
     # Entered here, so a Gladia 404 is answered 404 before any byte of a 200 is sent.
-    upstream = await stack.enter_async_context(found.gladia.stream_file(record.id))
+    upstream = await stack.enter_async_context(found.sessions.audio(record))
 
     async def relay() -> Any:
         async with stack:
@@ -143,14 +141,14 @@ def page_window(request: Request) -> tuple[int, int]:
     return offset, limit
 
 
-async def results_of(found: Services, records: list[SessionRecord]) -> list[dict[str, Any]]:
+async def results_of(found: Resources, records: list[SessionRecord]) -> list[dict[str, Any]]:
     """Gladia's view of each session, in order; one Gladia no longer knows is left out."""
     gate = asyncio.Semaphore(LIST_FETCH_CONCURRENCY)
 
     async def one(record: SessionRecord) -> dict[str, Any] | None:
         async with gate:
             try:
-                return await fetch_result(found, record)
+                return await found.sessions.result(record)
             except NotFound:
                 return None
 
@@ -163,7 +161,7 @@ async def results_of(found: Services, records: list[SessionRecord]) -> list[dict
     return [item for item in fetched if item is not None]
 
 
-def list_url(request: Request, found: Services) -> str:
+def list_url(request: Request, found: Resources) -> str:
     """The collection's absolute URL as clients reach it, for Gladia's pagination links."""
     origin = found.settings.public_url or str(request.base_url).rstrip("/")
     return f"{origin}/v2/live"

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from broker.observability.metrics import CONTENT_TYPE
-from broker.web.resources import services
+from broker.web.resources import resources
 
 READINESS_TIMEOUT_S = 1.0
 
@@ -23,7 +23,7 @@ async def readyz(request: Request) -> Response:
     """Ready when Redis answers; no upstream call, so probes cost Gladia nothing."""
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_S):
-            await services(request).store.ping()
+            await resources(request).store.ping()
     except (TimeoutError, RedisError, OSError) as exc:
         request.app.state.metrics.count_redis_error(exc)
         return JSONResponse({"status": "unavailable", "redis": "down"}, status_code=503)

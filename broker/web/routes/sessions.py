@@ -9,11 +9,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from broker.policy.idempotency import IDEMPOTENCY_HEADER
-from broker.sessions.creation import create_session_record
-from broker.sessions.lifecycle import delete_everywhere, fetch_result, owned_record
 from broker.store.records import SessionRecord
 from broker.web.http import bounded_int, json_response, read_json
-from broker.web.resources import services
+from broker.web.resources import resources
 
 MAX_PAGE = 100
 # Once recording has ended (end_recording, end_session) reconnecting is pointless.
@@ -35,43 +33,43 @@ def session_view(record: SessionRecord) -> dict[str, Any]:
 
 
 async def create_session(request: Request) -> Response:
-    found = services(request)
+    found = resources(request)
     subject = await found.authenticator.authenticate_request(request)
     body = await read_json(request, found.settings.max_body_bytes, required=False)
     idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
-    record = await create_session_record(found, subject, body, idempotency_key=idempotency_key)
+    record = await found.creator.create(subject, body, idempotency_key=idempotency_key)
     view = session_view(record)
     view.pop("status")
     return json_response(view, 201, no_store=True)
 
 
 async def get_session(request: Request) -> Response:
-    found = services(request)
+    found = resources(request)
     subject = await found.authenticator.authenticate_request(request)
-    record = await owned_record(found, subject, request.path_params["session_id"])
+    record = await found.sessions.owned(subject, request.path_params["session_id"])
     return json_response(session_view(record), no_store=True)
 
 
 async def get_result(request: Request) -> Response:
-    found = services(request)
+    found = resources(request)
     subject = await found.authenticator.authenticate_request(request)
-    record = await owned_record(found, subject, request.path_params["session_id"])
-    return json_response(await fetch_result(found, record), no_store=True)
+    record = await found.sessions.owned(subject, request.path_params["session_id"])
+    return json_response(await found.sessions.result(record), no_store=True)
 
 
 async def delete_session(request: Request) -> Response:
-    found = services(request)
+    found = resources(request)
     subject = await found.authenticator.authenticate_request(request)
-    record = await owned_record(found, subject, request.path_params["session_id"])
-    await delete_everywhere(found, record)
+    record = await found.sessions.owned(subject, request.path_params["session_id"])
+    await found.sessions.delete(record)
     return Response(status_code=204)
 
 
 async def list_sessions(request: Request) -> Response:
-    found = services(request)
+    found = resources(request)
     subject = await found.authenticator.authenticate_request(request)
     limit = bounded_int(request.query_params.get("limit"), "limit", 1, MAX_PAGE, default=20)
-    page = await found.store.list_page(subject.key, limit, request.query_params.get("cursor"))
+    page = await found.sessions.page(subject, limit, request.query_params.get("cursor"))
     items = []
     for record in page.records:
         item = session_view(record)

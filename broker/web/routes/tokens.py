@@ -8,13 +8,13 @@ from starlette.routing import Route
 
 from broker.errors import FieldProblem, InvalidFields
 from broker.web.http import json_response, read_json
-from broker.web.resources import services
+from broker.web.resources import resources
 
 _ALLOWED = frozenset({"sub", "ttl"})
 
 
 async def mint_token(request: Request) -> Response:
-    found = services(request)
+    found = resources(request)
     found.service_keys.check(request.headers)
     body = await read_json(request, found.settings.max_body_bytes)
     if not isinstance(body, dict):

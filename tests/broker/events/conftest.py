@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from broker.settings import Settings
 from broker.web.app import create_app
-from broker.web.resources import Services
+from broker.web.resources import Resources
 from tests.broker.conftest import Simulator, _no_secret_in
 from tests.support.servers import free_port, serve_in_thread
 
@@ -70,8 +70,8 @@ class ServedBroker:
     app: Starlette
 
     @property
-    def services(self) -> Services:
-        found: Services = self.app.state.services
+    def resources(self) -> Resources:
+        found: Resources = self.app.state.resources
         return found
 
 
@@ -94,10 +94,10 @@ async def served(settings: Settings) -> AsyncIterator[ServedBroker]:
 
 @dataclass
 class InProcess:
-    """A broker in this test's event loop, with its services at hand."""
+    """A broker in this test's event loop, with its resources at hand."""
 
     client: httpx.AsyncClient
-    services: Services
+    resources: Resources
 
 
 @asynccontextmanager
@@ -111,7 +111,7 @@ async def in_process(settings: Settings) -> AsyncIterator[InProcess]:
             event_hooks={"response": [_check]},
         ) as client,
     ):
-        yield InProcess(client, app.state.services)
+        yield InProcess(client, app.state.resources)
 
 
 @dataclass
@@ -171,7 +171,11 @@ def redis_snapshot(redis_url: str) -> dict[bytes, bytes | None]:
     """Every key and its serialised value, to prove a request changed nothing."""
     client = redis.Redis.from_url(redis_url)
     try:
-        return {key: client.dump(key) for key in client.keys("*")}
+        snapshot: dict[bytes, bytes | None] = {}
+        for key in client.keys("*"):
+            assert isinstance(key, bytes), "a client without decode_responses answers bytes"
+            snapshot[key] = client.dump(key)
+        return snapshot
     finally:
         client.close()
 

@@ -204,7 +204,7 @@ async def test_callbacks_that_beat_the_create_answer_are_kept_until_it_lands(
     settings: Settings, mint: Headers
 ) -> None:
     async with in_process(settings) as broker:
-        found = broker.services
+        found = broker.resources
         subject = Subject("alice")
         request_id = uuid.uuid4().hex
         path = "/v1/callbacks/" + found.capabilities.mint(CallbackBinding(subject.key, request_id))
@@ -218,8 +218,7 @@ async def test_callbacks_that_beat_the_create_answer_are_kept_until_it_lands(
             "sess-early", subject.key, request_id, url="ws://gladia.test/v2/live?token=t"
         )
         # What a create does once Gladia answers: write everything, then take the early ones.
-        written = await found.create_writes.write(record, subject.id)
-        await found.intake.take_early(record, written.early)
+        await found.creator.keep(record, subject)
         later = callback_body("sess-early", "live.start_recording")
         assert (await broker.client.post(path, json=later)).status_code == 204
         assert (await broker.client.post(path, json=forged)).status_code == 400
