@@ -1,4 +1,4 @@
-"""`GET /openapi.json`: the broker's API description (broker/web/openapi.py)."""
+"""`GET /openapi.json`: the broker's API description (broker/web/openapi/)."""
 
 from __future__ import annotations
 
