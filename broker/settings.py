@@ -1,13 +1,19 @@
-"""Typed settings, read once from the environment and `.env`, and the checks `serve` runs."""
+"""Typed settings, read once from the environment and `.env`, and the checks `serve` runs.
+
+Each field of `Settings` is declared once, with its environment variable, default, parser,
+bounds and meaning; `SETTINGS_TABLE` lists those rows for `load_settings` and for the tests
+that hold `.env.example` and the READMEs to them.
+"""
 
 from __future__ import annotations
 
 import base64
 import ipaddress
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from starlette.config import Config
@@ -52,93 +58,392 @@ DEFAULT_CALLBACK_TTL_S = GLADIA_MAX_SESSION_S + 3600 + 24 * 3600
 DEFAULT_DEDUPE_TTL_S = 4 * 24 * 3600
 
 
-def _secrets(value: str) -> tuple[Secret, ...]:
-    return tuple(Secret(item) for item in CommaSeparatedStrings(value) if item)
+ParsedValue = TypeVar("ParsedValue")
 
 
-def _optional_port(value: str | None) -> int | None:
-    return int(value) if value else None
+def _secrets(text: str) -> tuple[Secret, ...]:
+    return tuple(Secret(item) for item in CommaSeparatedStrings(text) if item)
 
 
-def _strings(value: str) -> tuple[str, ...]:
-    return tuple(item for item in CommaSeparatedStrings(value) if item)
+def _strings(text: str) -> tuple[str, ...]:
+    return tuple(item for item in CommaSeparatedStrings(text) if item)
+
+
+def _optional_secret(text: str) -> Secret | None:
+    return Secret(text) if text else None
+
+
+def _optional_text(text: str) -> str | None:
+    return text or None
+
+
+def _optional_port(text: str) -> int | None:
+    return int(text) if text else None
+
+
+def _boolean(text: str) -> bool:
+    # The words starlette's Config accepts for a bool, so existing `.env` files keep working.
+    word = text.lower()
+    if word not in ("true", "1", "false", "0"):
+        raise ValueError("not a boolean")
+    return word in ("true", "1")
+
+
+def _origin(text: str) -> str:
+    return text.rstrip("/")
+
+
+def _optional_origin(text: str) -> str | None:
+    return text.rstrip("/") or None
+
+
+def _optional_stripped(text: str) -> str | None:
+    return text.strip() or None
+
+
+def _optional_header_name(text: str) -> str | None:
+    return text.strip().lower() or None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the settings table: an environment variable and the `Settings` field it fills."""
+
+    env_name: str
+    attribute: str
+    default: object
+    parse: Callable[[str], object]
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+    # Strictly greater than: for a float that must be positive, where no inclusive minimum fits.
+    above: float | None = None
+
+    def bounds(self) -> str | None:
+        """The bounds in words (`between 1 and 8`), or None when the setting has none."""
+        if self.minimum is not None and self.maximum is not None:
+            return f"between {self.minimum} and {self.maximum}"
+        if self.minimum is not None:
+            return f"{self.minimum} or more"
+        if self.maximum is not None:
+            return f"{self.maximum} or less"
+        if self.above is not None:
+            return f"above {self.above}"
+        return None
+
+    def admits(self, value: float) -> bool:
+        """Whether the value lies within the bounds."""
+        return (
+            (self.minimum is None or value >= self.minimum)
+            and (self.maximum is None or value <= self.maximum)
+            and (self.above is None or value > self.above)
+        )
+
+
+def _setting(
+    env_name: str,
+    default: ParsedValue,
+    parse: Callable[[str], ParsedValue],
+    doc: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+) -> ParsedValue:
+    """A `Settings` field read from `env_name`; its row rides in the field's metadata."""
+    row = {
+        "env_name": env_name,
+        "parse": parse,
+        "doc": doc,
+        "minimum": minimum,
+        "maximum": maximum,
+        "above": above,
+    }
+    return field(default=default, metadata=row)
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything the broker is configured with; built by `load_settings`, never mutated."""
 
-    gladia_api_key: Secret | None = None
-    gladia_api_url: str = "https://api.gladia.io"
-    gladia_region: str | None = None
-    gladia_connect_timeout_s: float = 2.0
-    gladia_read_timeout_s: float = 10.0
-    gladia_total_timeout_s: float = 12.0
-    gladia_max_connections: int = 100
+    # Each `_setting(...)` is a `dataclasses.field` with the setting's row as metadata, so its
+    # default is not shared state (RUF009 cannot see that through the call).
 
-    redis_url: str | None = None
-    redis_socket_timeout_s: float = 1.0
-    redis_connect_timeout_s: float = 1.0
-    redis_max_connections: int = 100
-    redis_pool_timeout_s: float = 1.0
-    redis_health_check_interval_s: int = 15
-    redis_cluster: bool = False
-    redis_sentinel_password: Secret | None = None
+    gladia_api_key: Secret | None = _setting(  # noqa: RUF009
+        "GLADIA_API_KEY", None, _optional_secret, "The Gladia API key, held by the broker only."
+    )
+    gladia_api_url: str = _setting(
+        "GLADIA_API_URL", "https://api.gladia.io", _origin, "Gladia's API origin."
+    )
+    gladia_region: str | None = _setting(
+        "GLADIA_REGION", None, _optional_text, "Region of sessions whose client names none."
+    )
+    gladia_connect_timeout_s: float = _setting(
+        "GLADIA_CONNECT_TIMEOUT_S", 2.0, float, "Seconds to open a connection to Gladia."
+    )
+    gladia_read_timeout_s: float = _setting(
+        "GLADIA_READ_TIMEOUT_S", 10.0, float, "Seconds Gladia may stay silent while answering."
+    )
+    gladia_total_timeout_s: float = _setting(
+        "GLADIA_TOTAL_TIMEOUT_S", 12.0, float, "Seconds one call to Gladia may take in all."
+    )
+    gladia_max_connections: int = _setting(
+        "GLADIA_MAX_CONNECTIONS", 100, int, "Connections to Gladia kept by one process."
+    )
 
-    secret_keys: tuple[Secret, ...] = (Secret(DEVELOPMENT_SECRET),)
-    service_keys: tuple[Secret, ...] = ()
-    public_url: str | None = None
-    auth_modes: tuple[str, ...] = ("token",)
-    token_ttl_s: int = 3600
-    token_max_ttl_s: int = 24 * 3600
-    cors_origins: tuple[str, ...] = ()
+    redis_url: str | None = _setting(
+        "REDIS_URL", None, _optional_text, "Where every session, result and limit lives."
+    )
+    redis_socket_timeout_s: float = _setting(
+        "REDIS_SOCKET_TIMEOUT_S", 1.0, float, "Seconds one Redis command may take."
+    )
+    redis_connect_timeout_s: float = _setting(
+        "REDIS_CONNECT_TIMEOUT_S", 1.0, float, "Seconds to open a connection to Redis."
+    )
+    redis_max_connections: int = _setting(
+        "REDIS_MAX_CONNECTIONS", 100, int, "Connections to Redis kept by one process."
+    )
+    redis_pool_timeout_s: float = _setting(
+        "REDIS_POOL_TIMEOUT_S", 1.0, float, "Seconds a request waits for a free Redis connection."
+    )
+    redis_health_check_interval_s: int = _setting(
+        "REDIS_HEALTH_CHECK_INTERVAL_S",
+        15,
+        int,
+        "Idle seconds after which a Redis connection is checked with PING before use.",
+        minimum=0,
+    )
+    redis_cluster: bool = _setting(
+        "REDIS_CLUSTER", False, _boolean, "Whether REDIS_URL is a node of a Redis Cluster."
+    )
+    redis_sentinel_password: Secret | None = _setting(  # noqa: RUF009
+        "REDIS_SENTINEL_PASSWORD", None, _optional_secret, "Password of the Sentinels themselves."
+    )
 
-    session_ttl_s: int = GLADIA_MAX_SESSION_S + 30 * 60
-    result_ttl_s: int = 7 * 24 * 3600
-    max_body_bytes: int = 64 * 1024
-    max_channels: int = 8
-    sessions_index_max: int = 1000
-    retry_after_s: int = 5
-    # `broker serve` serves the /demo page only when this is on; `broker dev` always does.
-    demo_enabled: bool = False
+    secret_keys: tuple[Secret, ...] = _setting(
+        "BROKER_SECRET_KEYS",
+        (Secret(DEVELOPMENT_SECRET),),
+        _secrets,
+        "Keys that sign user tokens: the first signs, all verify.",
+    )
+    service_keys: tuple[Secret, ...] = _setting(
+        "BROKER_SERVICE_KEYS", (), _secrets, "Keys the app's backend mints user tokens with."
+    )
+    public_url: str | None = _setting(
+        "BROKER_PUBLIC_URL", None, _optional_origin, "The broker's public origin, for callbacks."
+    )
+    auth_modes: tuple[str, ...] = _setting(
+        "BROKER_AUTH_MODES", ("token",), _strings, "How end users are identified."
+    )
+    token_ttl_s: int = _setting(
+        "BROKER_TOKEN_TTL", 3600, int, "Seconds a minted user token lasts by default.", minimum=1
+    )
+    token_max_ttl_s: int = _setting(
+        "BROKER_TOKEN_MAX_TTL", 24 * 3600, int, "Most seconds a minted user token may ask to last."
+    )
+    cors_origins: tuple[str, ...] = _setting(
+        "BROKER_CORS_ORIGINS", (), _strings, "Browser origins allowed by CORS, exactly."
+    )
 
-    jwt_issuer: str | None = None
-    jwt_audience: str | None = None
-    jwt_jwks_url: str | None = None
-    jwt_subject_claim: str = "sub"
-    jwt_algorithms: tuple[str, ...] = ("RS256",)
-    jwt_leeway_s: int = 30
-    jwt_jwks_cache_s: int = 300
-    jwt_jwks_timeout_s: float = 2.0
-    gateway_user_header: str | None = None
-    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    session_ttl_s: int = _setting(
+        "BROKER_SESSION_TTL",
+        GLADIA_MAX_SESSION_S + 30 * 60,
+        int,
+        "Seconds a session record is kept: a whole live session plus a margin.",
+        minimum=GLADIA_MAX_SESSION_S,
+    )
+    result_ttl_s: int = _setting(
+        "BROKER_RESULT_TTL",
+        7 * 24 * 3600,
+        int,
+        "Seconds a final result is kept after its session is done.",
+        minimum=1,
+    )
+    max_body_bytes: int = _setting(
+        "BROKER_MAX_BODY_BYTES",
+        64 * 1024,
+        int,
+        "Largest request body accepted, in bytes.",
+        minimum=1,
+    )
+    max_channels: int = _setting(
+        "BROKER_MAX_CHANNELS",
+        8,
+        int,
+        "Most audio channels a client may ask for.",
+        minimum=1,
+        maximum=8,
+    )
+    sessions_index_max: int = _setting(
+        "BROKER_SESSIONS_INDEX_MAX", 1000, int, "Most sessions listed per user."
+    )
+    retry_after_s: int = _setting(
+        "BROKER_RETRY_AFTER", 5, int, "Retry-After seconds when Redis or Gladia is unavailable."
+    )
+    demo_enabled: bool = _setting(
+        "BROKER_DEMO", False, _boolean, "Whether `broker serve` serves /demo (`dev` always does)."
+    )
 
-    max_live_per_subject: int = 3
-    creates_per_minute: int = 10
-    account_max_live: int = 30
-    failed_attempts_per_minute: int = 30
-    lease_ttl_s: int = GLADIA_MAX_SESSION_S + 5 * 60
-    idempotency_ttl_s: int = 24 * 3600
-    policy_file: str | None = None
+    jwt_issuer: str | None = _setting(
+        "BROKER_JWT_ISSUER", None, _optional_text, "jwt mode: the `iss` every token must carry."
+    )
+    jwt_audience: str | None = _setting(
+        "BROKER_JWT_AUDIENCE", None, _optional_text, "jwt mode: the `aud` every token must carry."
+    )
+    jwt_jwks_url: str | None = _setting(
+        "BROKER_JWT_JWKS_URL", None, _optional_text, "jwt mode: where the signing keys are."
+    )
+    jwt_subject_claim: str = _setting(
+        "BROKER_JWT_SUBJECT_CLAIM", "sub", str, "jwt mode: the claim that names the user."
+    )
+    jwt_algorithms: tuple[str, ...] = _setting(
+        "BROKER_JWT_ALGORITHMS", ("RS256",), _strings, "jwt mode: accepted signing algorithms."
+    )
+    jwt_leeway_s: int = _setting(
+        "BROKER_JWT_LEEWAY",
+        30,
+        int,
+        "jwt mode: seconds of clock skew tolerated on exp, nbf and iat.",
+    )
+    jwt_jwks_cache_s: int = _setting(
+        "BROKER_JWT_JWKS_CACHE_TTL", 300, int, "jwt mode: seconds the signing keys are cached."
+    )
+    jwt_jwks_timeout_s: float = _setting(
+        "BROKER_JWT_JWKS_TIMEOUT_S", 2.0, float, "jwt mode: seconds one fetch of the keys may take."
+    )
+    gateway_user_header: str | None = _setting(
+        "BROKER_GATEWAY_USER_HEADER",
+        None,
+        _optional_header_name,
+        "gateway mode: the header the gateway sets to the user's id.",
+    )
+    trusted_proxies: tuple[str, ...] = _setting(
+        "BROKER_TRUSTED_PROXIES",
+        ("127.0.0.1", "::1"),
+        _strings,
+        "The gateway's addresses: the only peers whose forwarded headers are believed.",
+    )
 
-    callback_events: tuple[str, ...] = tuple(DEFAULT_CALLBACK_EVENTS.split(","))
-    callback_ttl_s: int = DEFAULT_CALLBACK_TTL_S
-    callback_max_body_bytes: int = 1024 * 1024
-    dedupe_ttl_s: int = DEFAULT_DEDUPE_TTL_S
-    events_max: int = 10_000
-    events_block_ms: int = 500
-    sse_heartbeat_s: float = 15.0
-    sse_max_streams: int = 50
-    gladia_webhook_secrets: tuple[Secret, ...] = ()
-    relay_url: str | None = None
-    relay_secret: Secret | None = None
-    relay_timeout_s: float = 10.0
-    relay_backoff_s: float = 1.0
-    relay_max_backoff_s: float = 600.0
-    worker_poll_s: float = 1.0
-    log_level: str = "INFO"
-    metrics_port: int | None = None
-    shutdown_timeout_s: int = 15
+    max_live_per_subject: int = _setting(
+        "BROKER_MAX_LIVE_PER_SUBJECT", 3, int, "Live sessions one user may hold.", minimum=1
+    )
+    creates_per_minute: int = _setting(
+        "BROKER_CREATES_PER_MINUTE", 10, int, "Creates one user may make in 60 s.", minimum=1
+    )
+    account_max_live: int = _setting(
+        "BROKER_ACCOUNT_MAX_LIVE", 30, int, "Live sessions of the whole Gladia account.", minimum=1
+    )
+    failed_attempts_per_minute: int = _setting(
+        "BROKER_FAILED_ATTEMPTS_PER_MINUTE",
+        30,
+        int,
+        "Failed authentications and misses one client address may get in 60 s.",
+        minimum=1,
+    )
+    lease_ttl_s: int = _setting(
+        "BROKER_LEASE_TTL",
+        GLADIA_MAX_SESSION_S + 5 * 60,
+        int,
+        "Seconds a live-session lease lasts unless the session ends first.",
+        minimum=1,
+    )
+    idempotency_ttl_s: int = _setting(
+        "BROKER_IDEMPOTENCY_TTL", 24 * 3600, int, "Seconds an Idempotency-Key is kept.", minimum=1
+    )
+    policy_file: str | None = _setting(
+        "BROKER_POLICY_FILE", None, _optional_text, "What clients may ask Gladia for (JSON, TOML)."
+    )
+
+    callback_events: tuple[str, ...] = _setting(
+        "BROKER_CALLBACK_EVENTS",
+        tuple(DEFAULT_CALLBACK_EVENTS.split(",")),
+        _strings,
+        "Which Gladia callbacks each session sends to the broker.",
+    )
+    callback_ttl_s: int = _setting(
+        "BROKER_CALLBACK_TTL",
+        DEFAULT_CALLBACK_TTL_S,
+        int,
+        "Seconds a callback URL stays valid.",
+        minimum=GLADIA_MAX_SESSION_S,
+    )
+    callback_max_body_bytes: int = _setting(
+        "BROKER_CALLBACK_MAX_BODY_BYTES",
+        1024 * 1024,
+        int,
+        "Largest callback body accepted, in bytes.",
+        minimum=1,
+    )
+    dedupe_ttl_s: int = _setting(
+        "BROKER_DEDUPE_TTL",
+        DEFAULT_DEDUPE_TTL_S,
+        int,
+        "Seconds a delivery is remembered, to drop its repeats.",
+        minimum=1,
+    )
+    events_max: int = _setting(
+        "BROKER_EVENTS_MAX", 10_000, int, "Events kept per session.", minimum=1
+    )
+    events_block_ms: int = _setting(
+        "BROKER_EVENTS_BLOCK_MS",
+        500,
+        int,
+        "Milliseconds one read of an event stream waits for news.",
+        minimum=1,
+    )
+    sse_heartbeat_s: float = _setting(
+        "BROKER_SSE_HEARTBEAT_S",
+        15.0,
+        float,
+        "Seconds between keep-alive comments on an open event stream.",
+        above=0,
+    )
+    sse_max_streams: int = _setting(
+        "BROKER_SSE_MAX_STREAMS", 50, int, "Event streams one instance keeps open.", minimum=1
+    )
+    gladia_webhook_secrets: tuple[Secret, ...] = _setting(
+        "GLADIA_WEBHOOK_SECRETS", (), _secrets, "Signing secrets of Gladia's account webhooks."
+    )
+    relay_url: str | None = _setting(
+        "BROKER_RELAY_URL", None, _optional_stripped, "Where every stored event is relayed."
+    )
+    relay_secret: Secret | None = _setting(  # noqa: RUF009
+        "BROKER_RELAY_SECRET", None, _optional_secret, "The relay's signing secret (whsec_…)."
+    )
+    relay_timeout_s: float = _setting(
+        "BROKER_RELAY_TIMEOUT_S", 10.0, float, "Seconds one relay delivery may take.", above=0
+    )
+    relay_backoff_s: float = _setting(
+        "BROKER_RELAY_BACKOFF_S",
+        1.0,
+        float,
+        "Seconds before the first retry of a relay delivery; doubled on each failure.",
+        above=0,
+    )
+    relay_max_backoff_s: float = _setting(
+        "BROKER_RELAY_MAX_BACKOFF_S",
+        600.0,
+        float,
+        "Longest wait between two relay retries, in seconds.",
+    )
+    worker_poll_s: float = _setting(
+        "BROKER_WORKER_POLL_S",
+        1.0,
+        float,
+        "Seconds between two looks at the idle background job queues.",
+        above=0,
+    )
+    log_level: str = _setting("LOG_LEVEL", "INFO", str.upper, "The level of the logs written.")
+    metrics_port: int | None = _setting(
+        "BROKER_METRICS_PORT", None, _optional_port, "A port serving GET /metrics alone."
+    )
+    shutdown_timeout_s: int = _setting(
+        "BROKER_SHUTDOWN_TIMEOUT_S",
+        15,
+        int,
+        "On SIGTERM, seconds requests in flight may take to finish.",
+        minimum=0,
+    )
 
     @property
     def gladia_origin(self) -> str:
@@ -160,163 +465,48 @@ class Settings:
         return tuple(str(secret) for secret in held if str(secret))
 
 
+# The table, in field order: each field's row completed with the field's name and default.
+SETTINGS_TABLE: tuple[Setting, ...] = tuple(
+    Setting(attribute=item.name, default=item.default, **item.metadata) for item in fields(Settings)
+)
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
     """Read and check the settings; raises SettingsError naming the setting that is wrong."""
-    env_path = Path(env_file) if env_file is not None else None
-    config = Config(
-        env_path if env_path is not None and env_path.is_file() else None,
-        environ=dict(os.environ if environ is None else environ),
-    )
-    defaults = Settings()
-    try:
-        settings = Settings(
-            gladia_api_key=config("GLADIA_API_KEY", cast=Secret, default=None) or None,
-            gladia_api_url=config("GLADIA_API_URL", default=defaults.gladia_api_url).rstrip("/"),
-            gladia_region=config("GLADIA_REGION", default=None) or None,
-            gladia_connect_timeout_s=config(
-                "GLADIA_CONNECT_TIMEOUT_S", cast=float, default=defaults.gladia_connect_timeout_s
-            ),
-            gladia_read_timeout_s=config(
-                "GLADIA_READ_TIMEOUT_S", cast=float, default=defaults.gladia_read_timeout_s
-            ),
-            gladia_total_timeout_s=config(
-                "GLADIA_TOTAL_TIMEOUT_S", cast=float, default=defaults.gladia_total_timeout_s
-            ),
-            gladia_max_connections=config(
-                "GLADIA_MAX_CONNECTIONS", cast=int, default=defaults.gladia_max_connections
-            ),
-            redis_url=config("REDIS_URL", default=None) or None,
-            redis_socket_timeout_s=config(
-                "REDIS_SOCKET_TIMEOUT_S", cast=float, default=defaults.redis_socket_timeout_s
-            ),
-            redis_connect_timeout_s=config(
-                "REDIS_CONNECT_TIMEOUT_S", cast=float, default=defaults.redis_connect_timeout_s
-            ),
-            redis_max_connections=config(
-                "REDIS_MAX_CONNECTIONS", cast=int, default=defaults.redis_max_connections
-            ),
-            redis_pool_timeout_s=config(
-                "REDIS_POOL_TIMEOUT_S", cast=float, default=defaults.redis_pool_timeout_s
-            ),
-            redis_health_check_interval_s=config(
-                "REDIS_HEALTH_CHECK_INTERVAL_S",
-                cast=int,
-                default=defaults.redis_health_check_interval_s,
-            ),
-            redis_cluster=config("REDIS_CLUSTER", cast=bool, default=False),
-            redis_sentinel_password=config("REDIS_SENTINEL_PASSWORD", cast=Secret, default=None)
-            or None,
-            secret_keys=config("BROKER_SECRET_KEYS", cast=_secrets, default=DEVELOPMENT_SECRET),
-            service_keys=config("BROKER_SERVICE_KEYS", cast=_secrets, default=()),
-            public_url=(config("BROKER_PUBLIC_URL", default=None) or "").rstrip("/") or None,
-            auth_modes=config("BROKER_AUTH_MODES", cast=_strings, default="token"),
-            token_ttl_s=config("BROKER_TOKEN_TTL", cast=int, default=defaults.token_ttl_s),
-            token_max_ttl_s=config(
-                "BROKER_TOKEN_MAX_TTL", cast=int, default=defaults.token_max_ttl_s
-            ),
-            cors_origins=config("BROKER_CORS_ORIGINS", cast=_strings, default=()),
-            session_ttl_s=config("BROKER_SESSION_TTL", cast=int, default=defaults.session_ttl_s),
-            result_ttl_s=config("BROKER_RESULT_TTL", cast=int, default=defaults.result_ttl_s),
-            max_body_bytes=config(
-                "BROKER_MAX_BODY_BYTES", cast=int, default=defaults.max_body_bytes
-            ),
-            max_channels=config("BROKER_MAX_CHANNELS", cast=int, default=defaults.max_channels),
-            sessions_index_max=config(
-                "BROKER_SESSIONS_INDEX_MAX", cast=int, default=defaults.sessions_index_max
-            ),
-            retry_after_s=config("BROKER_RETRY_AFTER", cast=int, default=defaults.retry_after_s),
-            demo_enabled=config("BROKER_DEMO", cast=bool, default=False),
-            jwt_issuer=config("BROKER_JWT_ISSUER", default=None) or None,
-            jwt_audience=config("BROKER_JWT_AUDIENCE", default=None) or None,
-            jwt_jwks_url=config("BROKER_JWT_JWKS_URL", default=None) or None,
-            jwt_subject_claim=config("BROKER_JWT_SUBJECT_CLAIM", default="sub"),
-            jwt_algorithms=config("BROKER_JWT_ALGORITHMS", cast=_strings, default="RS256"),
-            jwt_leeway_s=config("BROKER_JWT_LEEWAY", cast=int, default=defaults.jwt_leeway_s),
-            jwt_jwks_cache_s=config(
-                "BROKER_JWT_JWKS_CACHE_TTL", cast=int, default=defaults.jwt_jwks_cache_s
-            ),
-            jwt_jwks_timeout_s=config(
-                "BROKER_JWT_JWKS_TIMEOUT_S", cast=float, default=defaults.jwt_jwks_timeout_s
-            ),
-            gateway_user_header=(
-                config("BROKER_GATEWAY_USER_HEADER", default="").strip().lower() or None
-            ),
-            trusted_proxies=config(
-                "BROKER_TRUSTED_PROXIES", cast=_strings, default="127.0.0.1,::1"
-            ),
-            max_live_per_subject=config(
-                "BROKER_MAX_LIVE_PER_SUBJECT", cast=int, default=defaults.max_live_per_subject
-            ),
-            creates_per_minute=config(
-                "BROKER_CREATES_PER_MINUTE", cast=int, default=defaults.creates_per_minute
-            ),
-            account_max_live=config(
-                "BROKER_ACCOUNT_MAX_LIVE", cast=int, default=defaults.account_max_live
-            ),
-            failed_attempts_per_minute=config(
-                "BROKER_FAILED_ATTEMPTS_PER_MINUTE",
-                cast=int,
-                default=defaults.failed_attempts_per_minute,
-            ),
-            lease_ttl_s=config("BROKER_LEASE_TTL", cast=int, default=defaults.lease_ttl_s),
-            idempotency_ttl_s=config(
-                "BROKER_IDEMPOTENCY_TTL", cast=int, default=defaults.idempotency_ttl_s
-            ),
-            policy_file=config("BROKER_POLICY_FILE", default=None) or None,
-            callback_events=config(
-                "BROKER_CALLBACK_EVENTS", cast=_strings, default=DEFAULT_CALLBACK_EVENTS
-            ),
-            callback_ttl_s=config("BROKER_CALLBACK_TTL", cast=int, default=defaults.callback_ttl_s),
-            callback_max_body_bytes=config(
-                "BROKER_CALLBACK_MAX_BODY_BYTES", cast=int, default=defaults.callback_max_body_bytes
-            ),
-            dedupe_ttl_s=config("BROKER_DEDUPE_TTL", cast=int, default=defaults.dedupe_ttl_s),
-            events_max=config("BROKER_EVENTS_MAX", cast=int, default=defaults.events_max),
-            events_block_ms=config(
-                "BROKER_EVENTS_BLOCK_MS", cast=int, default=defaults.events_block_ms
-            ),
-            sse_heartbeat_s=config(
-                "BROKER_SSE_HEARTBEAT_S", cast=float, default=defaults.sse_heartbeat_s
-            ),
-            sse_max_streams=config(
-                "BROKER_SSE_MAX_STREAMS", cast=int, default=defaults.sse_max_streams
-            ),
-            gladia_webhook_secrets=config("GLADIA_WEBHOOK_SECRETS", cast=_secrets, default=""),
-            relay_url=(config("BROKER_RELAY_URL", default=None) or "").strip() or None,
-            relay_secret=config("BROKER_RELAY_SECRET", cast=Secret, default=None) or None,
-            relay_timeout_s=config(
-                "BROKER_RELAY_TIMEOUT_S", cast=float, default=defaults.relay_timeout_s
-            ),
-            relay_backoff_s=config(
-                "BROKER_RELAY_BACKOFF_S", cast=float, default=defaults.relay_backoff_s
-            ),
-            relay_max_backoff_s=config(
-                "BROKER_RELAY_MAX_BACKOFF_S", cast=float, default=defaults.relay_max_backoff_s
-            ),
-            worker_poll_s=config(
-                "BROKER_WORKER_POLL_S", cast=float, default=defaults.worker_poll_s
-            ),
-            log_level=config("LOG_LEVEL", default=defaults.log_level).upper(),
-            metrics_port=config("BROKER_METRICS_PORT", cast=_optional_port, default=""),
-            shutdown_timeout_s=config(
-                "BROKER_SHUTDOWN_TIMEOUT_S", cast=int, default=defaults.shutdown_timeout_s
-            ),
-        )
-    except (ValueError, KeyError) as exc:
-        # Starlette's message names the setting and its value; the value may be a secret.
-        name = str(exc).split("'")[1] if "'" in str(exc) else "a setting"
-        raise SettingsError(f"{name} has a value of the wrong type") from None
+    config = _config(environ, env_file)
+    values: dict[str, Any] = {row.attribute: _read(config, row) for row in SETTINGS_TABLE}
+    settings = Settings(**values)
     problems = check_consistency(settings)
     if problems:
         raise SettingsError("; ".join(problems))
     return settings
 
 
+def _config(environ: Mapping[str, str] | None, env_file: str | Path | None) -> Config:
+    """The environment first, then the `.env` file when there is one."""
+    env_path = Path(env_file) if env_file is not None else None
+    return Config(
+        env_path if env_path is not None and env_path.is_file() else None,
+        environ=dict(os.environ if environ is None else environ),
+    )
+
+
+def _read(config: Config, row: Setting) -> object:
+    text = config(row.env_name, default=None)
+    if text is None:
+        return row.default
+    try:
+        return row.parse(text)
+    except (TypeError, ValueError):
+        # Not the parser's message: it would quote the value, and the value may be a secret.
+        raise SettingsError(f"{row.env_name} has a value of the wrong type") from None
+
+
 def check_consistency(settings: Settings) -> list[str]:
     """Problems that make any run impossible, whatever the mode."""
-    problems = []
+    problems = _bound_problems(settings)
     if urlsplit(settings.gladia_api_url).scheme not in ("http", "https"):
         problems.append("GLADIA_API_URL must be an http(s) URL")
     if settings.gladia_region not in (None, *GLADIA_REGIONS):
@@ -328,34 +518,21 @@ def check_consistency(settings: Settings) -> list[str]:
         problems.append(f"BROKER_AUTH_MODES must be a list of {', '.join(AUTH_MODES)}")
     if settings.public_url and urlsplit(settings.public_url).scheme not in ("http", "https"):
         problems.append("BROKER_PUBLIC_URL must be an http(s) URL")
-    if not 1 <= settings.max_channels <= 8:
-        problems.append("BROKER_MAX_CHANNELS must be between 1 and 8")
-    for name, value in (
-        ("BROKER_TOKEN_TTL", settings.token_ttl_s),
-        ("BROKER_SESSION_TTL", settings.session_ttl_s),
-        ("BROKER_RESULT_TTL", settings.result_ttl_s),
-        ("BROKER_MAX_BODY_BYTES", settings.max_body_bytes),
-    ):
-        if value <= 0:
-            problems.append(f"{name} must be positive")
     if settings.token_ttl_s > settings.token_max_ttl_s:
         problems.append("BROKER_TOKEN_TTL must not exceed BROKER_TOKEN_MAX_TTL")
     problems.extend(_check_operations(settings))
-    if settings.session_ttl_s < GLADIA_MAX_SESSION_S:
-        problems.append("BROKER_SESSION_TTL must cover a whole live session (10800 s or more)")
     problems.extend(_identity_problems(settings))
-    for name, value in (
-        ("BROKER_MAX_LIVE_PER_SUBJECT", settings.max_live_per_subject),
-        ("BROKER_CREATES_PER_MINUTE", settings.creates_per_minute),
-        ("BROKER_ACCOUNT_MAX_LIVE", settings.account_max_live),
-        ("BROKER_FAILED_ATTEMPTS_PER_MINUTE", settings.failed_attempts_per_minute),
-        ("BROKER_LEASE_TTL", settings.lease_ttl_s),
-        ("BROKER_IDEMPOTENCY_TTL", settings.idempotency_ttl_s),
-    ):
-        if value < 1:
-            problems.append(f"{name} must be 1 or more")
     problems.extend(_callback_problems(settings))
     return problems
+
+
+def _bound_problems(settings: Settings) -> list[str]:
+    """Each setting outside the bounds its row of the table gives."""
+    return [
+        f"{row.env_name} must be {row.bounds()}"
+        for row in SETTINGS_TABLE
+        if row.bounds() is not None and not row.admits(getattr(settings, row.attribute))
+    ]
 
 
 def _identity_problems(settings: Settings) -> list[str]:
@@ -405,23 +582,9 @@ def _callback_problems(settings: Settings) -> list[str]:
         problems.append(
             f"BROKER_CALLBACK_EVENTS must be a list of {', '.join(CALLBACK_CATEGORIES)}"
         )
-    if settings.callback_ttl_s < GLADIA_MAX_SESSION_S:
-        problems.append("BROKER_CALLBACK_TTL must cover a whole live session (10800 s or more)")
-    for name, value in (
-        ("BROKER_CALLBACK_MAX_BODY_BYTES", settings.callback_max_body_bytes),
-        ("BROKER_DEDUPE_TTL", settings.dedupe_ttl_s),
-        ("BROKER_EVENTS_MAX", settings.events_max),
-        ("BROKER_SSE_MAX_STREAMS", settings.sse_max_streams),
-        ("BROKER_SSE_HEARTBEAT_S", settings.sse_heartbeat_s),
-        ("BROKER_RELAY_TIMEOUT_S", settings.relay_timeout_s),
-        ("BROKER_RELAY_BACKOFF_S", settings.relay_backoff_s),
-        ("BROKER_WORKER_POLL_S", settings.worker_poll_s),
-    ):
-        if value <= 0:
-            problems.append(f"{name} must be positive")
     # A blocked XREAD must answer before the Redis socket timeout gives up on it.
-    if not 0 < settings.events_block_ms < settings.redis_socket_timeout_s * 1000:
-        problems.append("BROKER_EVENTS_BLOCK_MS must be positive and below REDIS_SOCKET_TIMEOUT_S")
+    if settings.events_block_ms >= settings.redis_socket_timeout_s * 1000:
+        problems.append("BROKER_EVENTS_BLOCK_MS must be below REDIS_SOCKET_TIMEOUT_S")
     for secret in settings.gladia_webhook_secrets:
         if not _is_webhook_secret(str(secret)):
             problems.append("GLADIA_WEBHOOK_SECRETS holds a value that is not a whsec_ secret")
@@ -485,12 +648,8 @@ def _check_operations(settings: Settings) -> list[str]:
         problems.append(f"REDIS_URL must start with one of {', '.join(REDIS_SCHEMES)}")
     if settings.redis_cluster and scheme not in ("redis", "rediss"):
         problems.append("REDIS_CLUSTER needs a redis:// or rediss:// REDIS_URL (a seed node)")
-    if settings.redis_health_check_interval_s < 0:
-        problems.append("REDIS_HEALTH_CHECK_INTERVAL_S must not be negative")
     if settings.log_level not in LOG_LEVELS:
         problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
     if settings.metrics_port is not None and not 1 <= settings.metrics_port <= 65535:
         problems.append("BROKER_METRICS_PORT must be a TCP port")
-    if settings.shutdown_timeout_s < 0:
-        problems.append("BROKER_SHUTDOWN_TIMEOUT_S must not be negative")
     return problems
