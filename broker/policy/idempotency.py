@@ -1,12 +1,12 @@
 """`Idempotency-Key` on create: one key and body, one Gladia session, however often it is sent.
 
-A claim is a Redis hash `broker:{<subject>}:idem:<hash of the key>` (TTL `BROKER_IDEMPOTENCY_TTL`)
-moving through `pending` → `done` (the session id), or `unknown` (Gladia may hold a session the
-client never received), or `spent` (it did, and the key cannot be replayed). A definite failure
-deletes the claim so the same key may be sent again. Requests that find a claim `pending` wait for
-it; a claim left `pending` past Gladia's deadline (its instance died) or `unknown` past a short
-grace is taken over by the next request, which reconciles the earlier attempt through Gladia's
-list filtered by `custom_metadata` before any new create.
+A claim is a Redis hash `broker:{<subject>}:idem:<hash of the key>` (named in `broker.store.keys`,
+TTL `BROKER_IDEMPOTENCY_TTL`) moving through `pending` → `done` (the session id), or `unknown`
+(Gladia may hold a session the client never received), or `spent` (it did, and the key cannot be
+replayed). A definite failure deletes the claim so the same key may be sent again. Requests that
+find a claim `pending` wait for it; a claim left `pending` past Gladia's deadline (its instance
+died) or `unknown` past a short grace is taken over by the next request, which reconciles the
+earlier attempt through Gladia's list filtered by `custom_metadata` before any new create.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Literal
 import redis.asyncio as redis
 
 from broker.errors import Conflict, FieldProblem, InvalidFields
-from broker.policy.limits import LUA_NOW_MS
 from broker.settings import Settings
+from broker.store.keys import idempotency_claim_key
+from broker.store.scripts import NOW_MS, LuaFunction, LuaScript
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -34,56 +35,74 @@ _POLL_MAX_S = 0.2
 
 Settlement = Literal["done", "unknown", "spent", "abandon"]
 
-# KEYS: the claim. ARGV: fingerprint, token, request id, TTL ms, pending patience ms, unknown
+# keys: the claim. argv: fingerprint, token, request id, TTL ms, pending patience ms, unknown
 # patience ms. Returns {outcome, detail}.
-_CLAIM = (
-    LUA_NOW_MS
-    + """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then
-  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'pending', 'token', ARGV[2],
-             'rid', ARGV[3], 'since', now)
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  return {'claimed', ''}
+_CLAIM = LuaFunction(
+    "claim",
+    """
+local function claim(keys, argv)
+  local now = now_ms()
+  local state = redis.call('HGET', keys[1], 'state')
+  if not state then
+    redis.call('HSET', keys[1], 'fp', argv[1], 'state', 'pending', 'token', argv[2],
+               'rid', argv[3], 'since', now)
+    redis.call('PEXPIRE', keys[1], argv[4])
+    return {'claimed', ''}
+  end
+  if redis.call('HGET', keys[1], 'fp') ~= argv[1] then return {'mismatch', ''} end
+  if state == 'done' then return {'done', redis.call('HGET', keys[1], 'sid')} end
+  if state == 'spent' then return {'spent', ''} end
+  if redis.call('HGET', keys[1], 'token') == argv[2] then return {'claimed', ''} end
+  local since = tonumber(redis.call('HGET', keys[1], 'since'))
+  local patience = tonumber(argv[5])
+  if state == 'unknown' then patience = tonumber(argv[6]) end
+  if now - since < patience then return {'wait', tostring(since + patience - now)} end
+  local previous = redis.call('HGET', keys[1], 'rid')
+  redis.call('HSET', keys[1], 'state', 'pending', 'token', argv[2], 'rid', argv[3], 'since', now)
+  return {'takeover', previous}
 end
-if redis.call('HGET', KEYS[1], 'fp') ~= ARGV[1] then return {'mismatch', ''} end
-if state == 'done' then return {'done', redis.call('HGET', KEYS[1], 'sid')} end
-if state == 'spent' then return {'spent', ''} end
-if redis.call('HGET', KEYS[1], 'token') == ARGV[2] then return {'claimed', ''} end
-local since = tonumber(redis.call('HGET', KEYS[1], 'since'))
-local patience = tonumber(ARGV[5])
-if state == 'unknown' then patience = tonumber(ARGV[6]) end
-if now - since < patience then return {'wait', tostring(since + patience - now)} end
-local previous = redis.call('HGET', KEYS[1], 'rid')
-redis.call('HSET', KEYS[1], 'state', 'pending', 'token', ARGV[2], 'rid', ARGV[3], 'since', now)
-return {'takeover', previous}
-"""
+""",
+    keys=1,
+    args=6,
+    calls=(NOW_MS,),
 )
 
-# KEYS: the claim. ARGV: token, settlement, session id (done) or request id (unknown).
-_SETTLE = (
-    LUA_NOW_MS
-    + """
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
-if ARGV[2] == 'abandon' then
-  redis.call('DEL', KEYS[1])
+# keys: the claim. argv: token, settlement, session id (done) or request id (unknown).
+_SETTLE = LuaFunction(
+    "settle",
+    """
+local function settle(keys, argv)
+  local now = now_ms()
+  if redis.call('HGET', keys[1], 'token') ~= argv[1] then return 0 end
+  if argv[2] == 'abandon' then
+    redis.call('DEL', keys[1])
+    return 1
+  end
+  redis.call('HSET', keys[1], 'state', argv[2], 'since', now)
+  if argv[2] == 'done' then redis.call('HSET', keys[1], 'sid', argv[3]) end
+  if argv[2] == 'unknown' then redis.call('HSET', keys[1], 'rid', argv[3]) end
   return 1
 end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'since', now)
-if ARGV[2] == 'done' then redis.call('HSET', KEYS[1], 'sid', ARGV[3]) end
-if ARGV[2] == 'unknown' then redis.call('HSET', KEYS[1], 'rid', ARGV[3]) end
-return 1
-"""
+""",
+    keys=1,
+    args=3,
+    calls=(NOW_MS,),
 )
 
-# KEYS: the claim. ARGV: token. Restarts the claim's clock, while it is still this request's.
-_RENEW = (
-    LUA_NOW_MS
-    + """
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'since', now)
-return 1
-"""
+# keys: the claim. argv: token. Restarts the claim's clock, while it is still this request's.
+_RENEW_CLAIM = LuaFunction(
+    "renew_claim",
+    """
+local function renew_claim(keys, argv)
+  local now = now_ms()
+  if redis.call('HGET', keys[1], 'token') ~= argv[1] then return 0 end
+  redis.call('HSET', keys[1], 'since', now)
+  return 1
+end
+""",
+    keys=1,
+    args=1,
+    calls=(NOW_MS,),
 )
 
 
@@ -126,11 +145,6 @@ def fingerprint(client_body: object, region: str | None) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def claim_key(subject_key: str, idempotency_key: str) -> str:
-    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-    return f"broker:{{{subject_key}}}:idem:{digest}"
-
-
 class Idempotency:
     """Claims on idempotency keys, shared by every instance through Redis."""
 
@@ -141,15 +155,15 @@ class Idempotency:
         self._unknown_patience_ms = int(grace_s * 1000)
         self._wait_s = settings.gladia_total_timeout_s + 2 * grace_s
         self._retry_after_s = settings.retry_after_s
-        self._claim = client.register_script(_CLAIM)
-        self._settle = client.register_script(_SETTLE)
-        self._renew = client.register_script(_RENEW)
+        self._claim = LuaScript(client, _CLAIM)
+        self._settle = LuaScript(client, _SETTLE)
+        self._renew = LuaScript(client, _RENEW_CLAIM)
 
     async def begin(
         self, subject_key: str, idempotency_key: str, request_fingerprint: str, request_id: str
     ) -> Claim | Replay:
         """Claim the key, or find what it created; waits while another request holds it."""
-        key = claim_key(subject_key, idempotency_key)
+        key = idempotency_claim_key(subject_key, idempotency_key)
         token = uuid.uuid4().hex
         deadline = time.monotonic() + self._wait_s
         pause_s = _POLL_FIRST_S

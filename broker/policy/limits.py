@@ -1,7 +1,8 @@
 """Leases, rate windows and attempt counters: every Redis script behind the broker's limits.
 
 All of them live in Redis so that every instance agrees, and all of them read the clock from
-Redis `TIME`, so instances with drifting clocks still agree. Keys (each with a TTL):
+Redis `TIME`, so instances with drifting clocks still agree. Keys (named in `broker.store.keys`,
+each with a TTL):
 
 - `broker:{<subject>}:leases`: the subject's live sessions; a sorted set of lease id to expiry (ms).
 - `broker:{<subject>}:creates`: the subject's admitted creates in the sliding window; request id
@@ -19,9 +20,6 @@ with the full TTL; `release_lease(subject_key, session_id)` ends them.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import ipaddress
 import logging
 import math
 import time
@@ -34,64 +32,76 @@ from redis.exceptions import RedisError
 
 from broker.errors import TooManyRequests
 from broker.settings import Settings
-from broker.store.scripts import LuaFunction, Step
+from broker.store.keys import (
+    ACCOUNT_LEASES_KEY,
+    address_bucket,
+    bucket_misses_key,
+    subject_creates_key,
+    subject_leases_key,
+)
+from broker.store.scripts import NOW_MS, LuaFunction, LuaScript, Step
 
 logger = logging.getLogger("broker.limits")
 
-ACCOUNT_LEASES_KEY = "broker:{account}:leases"
 # A create holds its pending leases this long beyond Gladia's own deadline.
 PENDING_MARGIN_S = 30
 
-# Milliseconds since the epoch from Redis's clock; scripts that call TIME replicate their effects.
-LUA_NOW_MS = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-"""
-
-# KEYS: subject leases, subject creates. ARGV: member, max live, lease ms, max creates, window ms,
+# keys: subject leases, subject creates. argv: member, max live, lease ms, max creates, window ms,
 # key TTL ms. Returns {granted, reason, wait ms}: the window is checked before the live cap.
-_ADMIT_SUBJECT = (
-    LUA_NOW_MS
-    + """
-local member = ARGV[1]
-local window_ms = tonumber(ARGV[5])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window_ms)
-if redis.call('ZSCORE', KEYS[1], member) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), member)
+_ADMIT_SUBJECT = LuaFunction(
+    "admit_subject",
+    """
+local function admit_subject(keys, argv)
+  local now = now_ms()
+  local member = argv[1]
+  local window_ms = tonumber(argv[5])
+  redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', keys[2], '-inf', now - window_ms)
+  if redis.call('ZSCORE', keys[1], member) then
+    redis.call('ZADD', keys[1], now + tonumber(argv[3]), member)
+    return {1, '', 0}
+  end
+  if redis.call('ZCARD', keys[2]) >= tonumber(argv[4]) then
+    local oldest = redis.call('ZRANGE', keys[2], 0, 0, 'WITHSCORES')
+    return {0, 'creates_per_minute', tonumber(oldest[2]) + window_ms - now}
+  end
+  if redis.call('ZCARD', keys[1]) >= tonumber(argv[2]) then
+    local first = redis.call('ZRANGE', keys[1], 0, 0, 'WITHSCORES')
+    return {0, 'live_per_subject', tonumber(first[2]) - now}
+  end
+  redis.call('ZADD', keys[1], now + tonumber(argv[3]), member)
+  redis.call('PEXPIRE', keys[1], argv[6])
+  redis.call('ZADD', keys[2], now, member)
+  redis.call('PEXPIRE', keys[2], window_ms)
   return {1, '', 0}
 end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  return {0, 'creates_per_minute', tonumber(oldest[2]) + window_ms - now}
-end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {0, 'live_per_subject', tonumber(first[2]) - now}
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), member)
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('ZADD', KEYS[2], now, member)
-redis.call('PEXPIRE', KEYS[2], window_ms)
-return {1, '', 0}
-"""
+""",
+    keys=2,
+    args=6,
+    calls=(NOW_MS,),
 )
 
-# KEYS: account leases. ARGV: member, max live, lease ms, key TTL ms.
-_ADMIT_ACCOUNT = (
-    LUA_NOW_MS
-    + """
-local member = ARGV[1]
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if not redis.call('ZSCORE', KEYS[1], member)
-   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {0, 'account_live', tonumber(first[2]) - now}
+# keys: account leases. argv: member, max live, lease ms, key TTL ms.
+_ADMIT_ACCOUNT = LuaFunction(
+    "admit_account",
+    """
+local function admit_account(keys, argv)
+  local now = now_ms()
+  local member = argv[1]
+  redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', now)
+  if not redis.call('ZSCORE', keys[1], member)
+     and redis.call('ZCARD', keys[1]) >= tonumber(argv[2]) then
+    local first = redis.call('ZRANGE', keys[1], 0, 0, 'WITHSCORES')
+    return {0, 'account_live', tonumber(first[2]) - now}
+  end
+  redis.call('ZADD', keys[1], now + tonumber(argv[3]), member)
+  redis.call('PEXPIRE', keys[1], argv[4])
+  return {1, '', 0}
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), member)
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return {1, '', 0}
-"""
+""",
+    keys=1,
+    args=4,
+    calls=(NOW_MS,),
 )
 
 # keys: a lease set. argv: pending member, session member, lease ms, key TTL ms.
@@ -99,9 +109,7 @@ CONFIRM_LEASE = LuaFunction(
     "confirm_lease",
     """
 local function confirm_lease(keys, argv)
-"""
-    + LUA_NOW_MS
-    + """
+  local now = now_ms()
   redis.call('ZREM', keys[1], argv[1])
   redis.call('ZADD', keys[1], now + tonumber(argv[3]), argv[2])
   redis.call('PEXPIRE', keys[1], argv[4])
@@ -110,65 +118,45 @@ end
 """,
     keys=1,
     args=4,
+    calls=(NOW_MS,),
 )
 
-# KEYS: an address's misses. ARGV: max, window ms. Read-only: {allowed, wait ms}.
-_CHECK_ADDRESS = (
-    LUA_NOW_MS
-    + """
-local since = now - tonumber(ARGV[2])
-local recent = redis.call('ZRANGEBYSCORE', KEYS[1], since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-if redis.call('ZCOUNT', KEYS[1], since, '+inf') >= tonumber(ARGV[1]) then
-  return {0, tonumber(recent[2]) + tonumber(ARGV[2]) - now}
+# keys: an address's misses. argv: max, window ms. Read-only: {allowed, wait ms}.
+_CHECK_ADDRESS = LuaFunction(
+    "check_address",
+    """
+local function check_address(keys, argv)
+  local now = now_ms()
+  local since = now - tonumber(argv[2])
+  local recent = redis.call('ZRANGEBYSCORE', keys[1], since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if redis.call('ZCOUNT', keys[1], since, '+inf') >= tonumber(argv[1]) then
+    return {0, tonumber(recent[2]) + tonumber(argv[2]) - now}
+  end
+  return {1, 0}
 end
-return {1, 0}
-"""
+""",
+    keys=1,
+    args=2,
+    calls=(NOW_MS,),
 )
 
-# KEYS: an address's misses. ARGV: member, max, window ms. Keeps only the newest `max` entries.
-_RECORD_MISS = (
-    LUA_NOW_MS
-    + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[2]) - 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
-"""
+# keys: an address's misses. argv: member, max, window ms. Keeps only the newest `max` entries.
+_RECORD_MISS = LuaFunction(
+    "record_miss",
+    """
+local function record_miss(keys, argv)
+  local now = now_ms()
+  redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', now - tonumber(argv[3]))
+  redis.call('ZADD', keys[1], now, argv[1])
+  redis.call('ZREMRANGEBYRANK', keys[1], 0, -tonumber(argv[2]) - 1)
+  redis.call('PEXPIRE', keys[1], argv[3])
+  return 1
+end
+""",
+    keys=1,
+    args=3,
+    calls=(NOW_MS,),
 )
-
-
-def subject_leases_key(subject_key: str) -> str:
-    return f"broker:{{{subject_key}}}:leases"
-
-
-def subject_creates_key(subject_key: str) -> str:
-    return f"broker:{{{subject_key}}}:creates"
-
-
-def address_misses_key(address: str) -> str:
-    return _misses_key(address_bucket(address))
-
-
-def _misses_key(bucket: str) -> str:
-    return f"broker:{{addr:{bucket}}}:misses"
-
-
-@functools.lru_cache(maxsize=4096)
-def address_bucket(address: str) -> str:
-    """A hashed handle for a client address; IPv6 clients are grouped by their /64."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        bucket = address
-    else:
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if isinstance(ip, ipaddress.IPv6Address):
-            bucket = str(ipaddress.IPv6Network((ip, 64), strict=False))
-        else:
-            bucket = str(ip)
-    return hashlib.sha256(bucket.encode()).hexdigest()[:24]
 
 
 class RecentMisses:
@@ -256,11 +244,11 @@ class Limits:
         self._retry_after_s = settings.retry_after_s
         self.refusals: Counter[str] = Counter()
         self._recent_misses = RecentMisses(window_s)
-        self._admit_subject = client.register_script(_ADMIT_SUBJECT)
-        self._admit_account = client.register_script(_ADMIT_ACCOUNT)
-        self._confirm = client.register_script(CONFIRM_LEASE.script())
-        self._check_address = client.register_script(_CHECK_ADDRESS)
-        self._record_miss = client.register_script(_RECORD_MISS)
+        self._admit_subject = LuaScript(client, _ADMIT_SUBJECT)
+        self._admit_account = LuaScript(client, _ADMIT_ACCOUNT)
+        self._confirm = LuaScript(client, CONFIRM_LEASE)
+        self._check_address = LuaScript(client, _CHECK_ADDRESS)
+        self._record_miss = LuaScript(client, _RECORD_MISS)
 
     async def admit(self, subject_key: str, request_id: str) -> None:
         """Take a pending lease for the subject and the account, or raise TooManyRequests.
@@ -301,7 +289,7 @@ class Limits:
 
     def confirm_subject_step(self, subject_key: str, request_id: str, session_id: str) -> Step:
         """A create's pending lease of the subject made the session's own, for the whole
-        session: a step of the create's script on the owner's slot (broker.create_writes)."""
+        session: a step of the create's script on the owner's slot (`CreateWrites`)."""
         return Step(
             CONFIRM_LEASE,
             [subject_leases_key(subject_key)],
@@ -342,7 +330,7 @@ class Limits:
             return True
         try:
             allowed, wait_ms = await self._check_address(
-                keys=[_misses_key(bucket)], args=[self._max_misses, self._window_ms]
+                keys=[bucket_misses_key(bucket)], args=[self._max_misses, self._window_ms]
             )
         except RedisError as exc:
             # Cheap reads degrade open (§4.4); creates still fail closed on their own leases.
@@ -363,7 +351,7 @@ class Limits:
         self._recent_misses.note(bucket)
         try:
             await self._record_miss(
-                keys=[_misses_key(bucket)],
+                keys=[bucket_misses_key(bucket)],
                 args=[attempt_id, self._max_misses, self._window_ms],
             )
         except RedisError as exc:

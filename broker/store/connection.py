@@ -177,6 +177,8 @@ class ClusterClient(RedisCluster):
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         if shard_hint:
             raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        # Only mypy sees an abstract member: `_event_dispatcher`, which redis-py's typed command
+        # mixins declare and ClusterPipeline never sets (RedisCluster.pipeline builds it alike).
         return _BoundedClusterPipeline(self, transaction)  # type: ignore[abstract]
 
 

@@ -1,7 +1,7 @@
-"""The only code that names Redis keys: session records in and out, with their TTLs.
+"""Session records in and out, with their TTLs: the record, its cached result, the owner's index.
 
-Every key of one owner shares the hash tag `{owner}`, so the multi-key scripts below run on
-Redis Cluster too. Nothing is stored without a TTL, and the per-owner index is capped.
+Their keys (`broker.store.keys`) share the owner's hash tag, so the multi-key scripts below run
+on Redis Cluster too. Nothing is stored without a TTL, and the per-owner index is capped.
 
 A record is one compact JSON string (`GET`/`SET`), not a hash: a hash holding a session URL
 (longer than Redis's 64-byte listpack limit) is stored as a full hashtable, 908 bytes a
@@ -21,7 +21,13 @@ import redis.asyncio as redis
 
 from broker.errors import BadRequest
 from broker.settings import Settings
-from broker.store.scripts import LuaFunction, Step
+from broker.store.keys import (
+    session_keys,
+    session_record_key,
+    session_result_key,
+    sessions_index_key,
+)
+from broker.store.scripts import LuaFunction, LuaScript, Step
 
 FINAL_STATUSES = frozenset({"done", "error"})
 
@@ -43,27 +49,41 @@ end
 )
 
 # Moves a record's status only while the record exists, so an expired record is never revived
-# without a TTL; a final status gives it the result's TTL.
-_SET_STATUS = """
-local stored = redis.call('GET', KEYS[1])
-if not stored then return 0 end
-local record = cjson.decode(stored)
-record['status'] = ARGV[1]
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SET', KEYS[1], cjson.encode(record), 'EX', ARGV[2])
-else
-  redis.call('SET', KEYS[1], cjson.encode(record), 'KEEPTTL')
+# without a TTL; a final status gives it the result's TTL. keys: record. argv: status, TTL (0
+# keeps the record's).
+_SET_STATUS = LuaFunction(
+    "set_status",
+    """
+local function set_status(keys, argv)
+  local stored = redis.call('GET', keys[1])
+  if not stored then return 0 end
+  local record = cjson.decode(stored)
+  record['status'] = argv[1]
+  if tonumber(argv[2]) > 0 then
+    redis.call('SET', keys[1], cjson.encode(record), 'EX', argv[2])
+  else
+    redis.call('SET', keys[1], cjson.encode(record), 'KEEPTTL')
+  end
+  return 1
 end
-return 1
-"""
+""",
+    keys=1,
+    args=2,
+)
 
 # The result, and the record's status moved in place (what events added to it stays), with
-# the result's TTL for both. KEYS: record, result. ARGV: status, TTL, result JSON.
-_SAVE_FINAL = (
+# the result's TTL for both. keys: record, result. argv: status, TTL, result JSON.
+_SAVE_FINAL = LuaFunction(
+    "save_final",
     """
-redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2])
-"""
-    + _SET_STATUS
+local function save_final(keys, argv)
+  redis.call('SET', keys[2], argv[3], 'EX', argv[2])
+  return set_status(keys, argv)
+end
+""",
+    keys=2,
+    args=3,
+    calls=(_SET_STATUS,),
 )
 
 _COMPACT = (",", ":")
@@ -124,39 +144,6 @@ class SessionPage:
     next_cursor: str | None
 
 
-@dataclass(frozen=True)
-class SessionKeys:
-    """The keys one session occupies: its record, its cached result, and its owner's index."""
-
-    record: str
-    result: str
-    index: str
-
-
-def session_keys(owner: str, session_id: str) -> SessionKeys:
-    """Where a session lives in Redis, for audits and benchmarks (memory, TTLs)."""
-    return SessionKeys(
-        _session_key(owner, session_id), _result_key(owner, session_id), _index_key(owner)
-    )
-
-
-def _session_key(owner: str, session_id: str) -> str:
-    return f"broker:{{{owner}}}:session:{session_id}"
-
-
-def record_key(owner: str, session_id: str) -> str:
-    """The record's key, for scripts of other key families that move its status atomically."""
-    return _session_key(owner, session_id)
-
-
-def _result_key(owner: str, session_id: str) -> str:
-    return f"broker:{{{owner}}}:result:{session_id}"
-
-
-def _index_key(owner: str) -> str:
-    return f"broker:{{{owner}}}:sessions"
-
-
 def _parse_cursor(cursor: str | None) -> tuple[float, str | None]:
     if cursor is None:
         return math.inf, None
@@ -178,9 +165,9 @@ class SessionStore:
         self._session_ttl_s = settings.session_ttl_s
         self._result_ttl_s = settings.result_ttl_s
         self._index_max = settings.sessions_index_max
-        self._save = client.register_script(SAVE_RECORD.script())
-        self._set_status = client.register_script(_SET_STATUS)
-        self._save_final = client.register_script(_SAVE_FINAL)
+        self._save = LuaScript(client, SAVE_RECORD)
+        self._set_status = LuaScript(client, _SET_STATUS)
+        self._save_final = LuaScript(client, _SAVE_FINAL)
 
     async def save(self, record: SessionRecord) -> None:
         step = self.save_step(record)
@@ -205,21 +192,23 @@ class SessionStore:
 
     async def load(self, owner: str, session_id: str) -> SessionRecord | None:
         """The owner's record, or None when it is missing or belongs to someone else."""
-        stored = cast(str | None, await self._redis.get(_session_key(owner, session_id)))
+        stored = cast(str | None, await self._redis.get(session_record_key(owner, session_id)))
         return SessionRecord.from_json(owner, session_id, stored) if stored else None
 
     async def set_status(self, record: SessionRecord, status: str) -> None:
         ttl_s = self._result_ttl_s if status in FINAL_STATUSES else 0
-        await self._set_status(keys=[_session_key(record.owner, record.id)], args=[status, ttl_s])
+        record_key = session_record_key(record.owner, record.id)
+        await self._set_status(keys=[record_key], args=[status, ttl_s])
 
     async def load_result(self, record: SessionRecord) -> dict[str, Any] | None:
-        cached = await self._redis.get(_result_key(record.owner, record.id))
+        cached = await self._redis.get(session_result_key(record.owner, record.id))
         return json.loads(cached) if cached else None
 
     async def save_final_result(self, record: SessionRecord, result: Mapping[str, Any]) -> None:
         """Cache a done or error result, and keep the record as long as the result."""
+        keys = session_keys(record.owner, record.id)
         await self._save_final(
-            keys=[_session_key(record.owner, record.id), _result_key(record.owner, record.id)],
+            keys=[keys.record, keys.result],
             args=[
                 str(result.get("status", "done")),
                 self._result_ttl_s,
@@ -228,14 +217,15 @@ class SessionStore:
         )
 
     async def delete(self, record: SessionRecord) -> None:
+        keys = session_keys(record.owner, record.id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(_session_key(record.owner, record.id), _result_key(record.owner, record.id))
-            pipe.zrem(_index_key(record.owner), record.id)
+            pipe.delete(keys.record, keys.result)
+            pipe.zrem(keys.index, record.id)
             await pipe.execute()
 
     async def list_page(self, owner: str, limit: int, cursor: str | None) -> SessionPage:
         """The owner's records, newest first, `limit` at a time after `cursor`."""
-        index_key = _index_key(owner)
+        index_key = sessions_index_key(owner)
         upper, after_id = _parse_cursor(cursor)
         # Ties on the score come in descending id order; skip those up to the cursor's id.
         entries = cast(
@@ -250,7 +240,7 @@ class SessionStore:
         found = (
             cast(
                 list[str | None],
-                await self._redis.mget([_session_key(owner, m) for m, _ in window]),
+                await self._redis.mget([session_record_key(owner, m) for m, _ in window]),
             )
             if window
             else []
@@ -275,13 +265,13 @@ class SessionStore:
 
         For Gladia's offset pagination; `next_cursor` is the next offset when more follow.
         """
-        index_key = _index_key(owner)
+        index_key = sessions_index_key(owner)
         members = cast(list[str], await self._redis.zrevrange(index_key, offset, offset + limit))
         window = members[:limit]
         found = (
             cast(
                 list[str | None],
-                await self._redis.mget([_session_key(owner, m) for m in window]),
+                await self._redis.mget([session_record_key(owner, m) for m in window]),
             )
             if window
             else []

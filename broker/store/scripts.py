@@ -1,16 +1,19 @@
-"""Lua scripts written as functions, so that one script can run the steps of several modules.
+"""Lua scripts written as functions: the one way the broker writes Lua.
 
-Each module keeps its own Lua (and its own key names) as a `LuaFunction` of `(keys, argv)`: run
-alone, it is an ordinary script; run with others whose keys share one hash slot, the steps run
-in one round trip with no other command between them (`ComposedScript`). Like any script, a
-step that errors stops the script without undoing the steps before it. A create's writes
+Every script is a `LuaFunction` of `(keys, argv)`, which may call the functions it names in
+`calls` (their definitions come first in the script). Run alone (`LuaScript`), it is an
+ordinary script; run with others whose keys share one hash slot (`ComposedScript`), the steps
+run in one round trip with no other command between them. Each key a function touches comes in
+its `keys`, never built in Lua, so Redis Cluster can route the script to that slot; the settings
+a function needs come in its `argv`, so one script text serves every instance. Like any script,
+a step that errors stops the script without undoing the steps before it. A create's writes
 after Gladia answers (the record, the subject's lease, the callback binding) are one such
 script.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,15 +37,31 @@ class LuaFunction:
     source: str
     keys: int
     args: int
+    calls: tuple[LuaFunction, ...] = ()
 
     def script(self) -> str:
         """The function as a script of its own."""
-        return f"{self.source}\nreturn {self.name}(KEYS, ARGV)\n"
+        return "\n".join([*_definitions([self]), f"return {self.name}(KEYS, ARGV)\n"])
+
+
+# Milliseconds since the epoch from Redis's clock, so that instances with drifting clocks agree;
+# a script that calls TIME replicates its effects, not itself.
+NOW_MS = LuaFunction(
+    "now_ms",
+    """
+local function now_ms()
+  local clock = redis.call('TIME')
+  return tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+end
+""",
+    keys=0,
+    args=0,
+)
 
 
 @dataclass(frozen=True)
 class Step:
-    """One function's part of a composed script: the keys and arguments it is given."""
+    """One function's part of a script: the keys and arguments it is given."""
 
     function: LuaFunction
     keys: Sequence[str]
@@ -54,11 +73,23 @@ class Step:
                              f"{self.function.args} arguments")  # fmt: skip
 
 
+def _definitions(functions: Iterable[LuaFunction]) -> list[str]:
+    """Each function's source once, after the sources of the functions it calls."""
+    ordered: dict[LuaFunction, None] = {}
+
+    def add(function: LuaFunction) -> None:
+        for called in function.calls:
+            add(called)
+        ordered.setdefault(function, None)
+
+    for function in functions:
+        add(function)
+    return [function.source for function in ordered]
+
+
 def compose(functions: Sequence[LuaFunction]) -> str:
     """One script running `functions` in order; it returns the list of their results."""
-    lines = [_SLICE]
-    for function in dict.fromkeys(functions):  # each definition once, in order
-        lines.append(function.source)
+    lines = [_SLICE, *_definitions(functions)]
     key, arg = 1, 1
     for index, function in enumerate(functions):
         lines.append(
@@ -68,6 +99,18 @@ def compose(functions: Sequence[LuaFunction]) -> str:
         key, arg = key + function.keys, arg + function.args
     lines.append("return {" + ", ".join(f"result{i}" for i in range(len(functions))) + "}")
     return "\n".join(lines)
+
+
+class LuaScript:
+    """One function registered as a script of its own; it answers what the function returns."""
+
+    def __init__(self, client: redis.Redis, function: LuaFunction) -> None:
+        self._function = function
+        self._script = client.register_script(function.script())
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
+        step = Step(self._function, keys, args)
+        return await self._script(keys=step.keys, args=step.args)
 
 
 class ComposedScript:

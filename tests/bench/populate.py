@@ -18,10 +18,14 @@ import redis
 import redis.asyncio as aioredis
 
 from broker.identity.credentials import Subject
-from broker.policy.limits import ACCOUNT_LEASES_KEY, subject_leases_key
 from broker.settings import Settings
-from broker.store.events import session_callback_keys
-from broker.store.records import SessionRecord, SessionStore, session_keys
+from broker.store.keys import (
+    ACCOUNT_LEASES_KEY,
+    session_callback_keys,
+    session_keys,
+    subject_leases_key,
+)
+from broker.store.records import SessionRecord, SessionStore
 
 # Placeholders the Lua filler replaces per session; none is a Lua pattern character.
 OWNER, SESSION, TOKEN, REQUEST = "@OWNER@", "@ID@", "@TOKEN@", "@REQ@"

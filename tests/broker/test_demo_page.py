@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from broker.identity.credentials import Subject
-from broker.policy.limits import subject_leases_key
 from broker.settings import Settings
+from broker.store.keys import subject_leases_key
 from broker.web.app import create_app
 from broker.web.routes.demo import SDK_BUNDLE, DemoOptions
 from tests.broker.conftest import Simulator

@@ -11,11 +11,17 @@ from redis.exceptions import ResponseError
 
 from broker.events.callbacks import Delivery
 from broker.events.intake import event_fields
-from broker.policy.limits import ACCOUNT_LEASES_KEY, Limits, subject_leases_key
+from broker.policy.limits import Limits
 from broker.sessions.create_writes import CreateWrites
 from broker.settings import Settings
-from broker.store.events import EventStore, Outcome, session_callback_keys
-from broker.store.records import SessionRecord, SessionStore, session_keys
+from broker.store.events import EventStore, Outcome
+from broker.store.keys import (
+    ACCOUNT_LEASES_KEY,
+    session_callback_keys,
+    session_keys,
+    subject_leases_key,
+)
+from broker.store.records import SessionRecord, SessionStore
 from tests.support.records import session_record
 
 SETTINGS = Settings(max_live_per_subject=1, account_max_live=50, creates_per_minute=50)

@@ -37,6 +37,7 @@ def delivery(event: str, session_id: str = "s1", **payload: object) -> Delivery:
 
 @pytest.fixture(params=["fakeredis", "redis-server"])
 async def client(request: pytest.FixtureRequest) -> AsyncIterator[redis.Redis]:
+    connection: redis.Redis
     if request.param == "fakeredis":
         connection = fakeredis.FakeAsyncRedis(decode_responses=True)
     else:
@@ -55,7 +56,7 @@ async def stores(client: redis.Redis) -> tuple[SessionStore, EventStore]:
 
 
 async def bind(client: redis.Redis, events: EventStore) -> list[EarlyDelivery]:
-    """The binding a create writes (in its script on the owner's slot, broker.create_writes)."""
+    """The binding a create writes (in its script on the owner's slot, `CreateWrites`)."""
     [early] = await ComposedScript(client, [BIND_CALLBACKS])(
         events.bind_step(OWNER, REQUEST, "s1", "alice")
     )
@@ -160,6 +161,7 @@ async def test_every_key_has_a_ttl_and_the_owners_hash_tag(
     await events.advance_relay_cursor(OWNER, "s1", "1-0")
     await events.remember_webhook("msg_1")
     for key in await client.keys("*"):
+        assert isinstance(key, str)
         assert await client.ttl(key) > 0, key
         if "{" in key and not key.startswith("broker:{jobs}"):
             assert key.startswith(f"broker:{{{OWNER}}}:"), key

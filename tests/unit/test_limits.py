@@ -14,18 +14,17 @@ import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from broker.errors import TooManyRequests
-from broker.policy.idempotency import claim_key
-from broker.policy.limits import (
+from broker.policy.limits import Limits, RecentMisses
+from broker.settings import Settings
+from broker.store.connection import open_redis
+from broker.store.keys import (
     ACCOUNT_LEASES_KEY,
-    Limits,
-    RecentMisses,
     address_bucket,
     address_misses_key,
+    idempotency_claim_key,
     subject_creates_key,
     subject_leases_key,
 )
-from broker.settings import Settings
-from broker.store.connection import open_redis
 from tests.support.leases import confirm_leases
 from tests.support.servers import RedisServer
 
@@ -52,7 +51,7 @@ def limits_for(client: aioredis.Redis, **changes: object) -> Limits:
     return Limits(client, settings, window_s=window_s, pending_margin_s=pending_margin_s)
 
 
-async def refusal(call: Awaitable[None]) -> TooManyRequests:
+async def refusal(call: Awaitable[object]) -> TooManyRequests:
     with pytest.raises(TooManyRequests) as raised:
         await call
     return raised.value
@@ -122,6 +121,7 @@ async def test_confirming_renames_the_pending_lease_to_the_session(client: aiore
     for key in (subject_leases_key("alice"), ACCOUNT_LEASES_KEY):
         assert await client.zrange(key, 0, -1) == ["session-1"]
     expiry_ms = await client.zscore(subject_leases_key("alice"), "session-1")
+    assert expiry_ms is not None
     time_s, _ = await client.time()
     assert 590_000 <= expiry_ms - time_s * 1000 <= 601_000
 
@@ -208,7 +208,7 @@ async def test_an_admission_applied_during_a_stall_is_not_counted_again_on_retry
     limits = limits_for(impatient)
     await limits.admit("warm-up", "r0")  # scripts loaded before the stall
     staller = threading.Thread(
-        target=lambda: redis_server.client().execute_command("DEBUG", "SLEEP", "0.6")
+        target=redis_server.client().execute_command, args=("DEBUG", "SLEEP", "0.6")
     )
     try:
         staller.start()
@@ -357,7 +357,7 @@ def test_keys_used_together_share_a_hash_slot() -> None:
         for key in (
             subject_leases_key(subject),
             subject_creates_key(subject),
-            claim_key(subject, "key-1"),
+            idempotency_claim_key(subject, "key-1"),
             f"broker:{{{subject}}}:session:abc",
         )
     }

@@ -1,4 +1,4 @@
-"""Lua functions of several modules run as one script, each given its own keys and arguments."""
+"""Lua functions run alone, or several modules' as one script, each given its keys and arguments."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from broker.store.scripts import ComposedScript, LuaFunction, Step
+from broker.store.scripts import NOW_MS, ComposedScript, LuaFunction, LuaScript, Step
 
 APPEND = LuaFunction(
     "append",
@@ -30,6 +30,19 @@ end
     keys=2,
     args=1,
 )
+# Calls `append`, which the script defines first (and once, when composed with it).
+STAMP = LuaFunction(
+    "stamp",
+    """
+local function stamp(keys, argv)
+  append(keys, {argv[1], '@'})
+  return now_ms() > 0 and 1 or 0
+end
+""",
+    keys=1,
+    args=1,
+    calls=(APPEND, NOW_MS),
+)
 
 
 @pytest.fixture
@@ -40,9 +53,31 @@ async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 async def test_a_function_runs_alone_as_its_own_script(client: aioredis.Redis) -> None:
-    script = client.register_script(APPEND.script())
+    script = LuaScript(client, APPEND)
     assert await script(keys=["{t}:a"], args=["x", "y"]) == 2
     assert await client.get("{t}:a") == "xy"
+
+
+async def test_a_function_alone_is_refused_the_wrong_number_of_keys_or_arguments(
+    client: aioredis.Redis,
+) -> None:
+    with pytest.raises(ValueError, match="append takes 1 keys and 2 arguments"):
+        await LuaScript(client, APPEND)(keys=["{t}:a"], args=["x"])
+    assert await client.exists("{t}:a") == 0
+
+
+async def test_a_function_can_call_the_functions_it_names(client: aioredis.Redis) -> None:
+    assert await LuaScript(client, STAMP)(keys=["{t}:a"], args=["x"]) == 1
+    assert await client.get("{t}:a") == "x@"
+
+
+async def test_a_called_function_composed_as_a_step_too_is_defined_once(
+    client: aioredis.Redis,
+) -> None:
+    script = ComposedScript(client, [STAMP, APPEND])
+    results = await script(Step(STAMP, ["{t}:a"], ["x"]), Step(APPEND, ["{t}:a"], ["y", "z"]))
+    assert results == [1, 4]
+    assert await client.get("{t}:a") == "x@yz"
 
 
 async def test_composed_steps_each_see_their_own_keys_and_arguments(

@@ -22,12 +22,15 @@ def record(session_id: str, owner: str = "owner-a", status: str = "created") -> 
 async def all_keys(client: redis.Redis, pattern: str) -> list[str]:
     """KEYS on every master: on a cluster, plain KEYS asks one node only."""
     if isinstance(client, RedisCluster):
-        return list(await client.keys(pattern, target_nodes=RedisCluster.PRIMARIES))
-    return list(await client.keys(pattern))
+        found = await client.keys(pattern, target_nodes=RedisCluster.PRIMARIES)
+    else:
+        found = await client.keys(pattern)
+    return [str(key) for key in found]  # text already: the clients decode responses
 
 
 @pytest.fixture(params=["fakeredis", "redis-server", "redis-cluster"])
 async def client(request: pytest.FixtureRequest) -> AsyncIterator[redis.Redis]:
+    connection: redis.Redis
     if request.param == "fakeredis":
         connection = fakeredis.FakeAsyncRedis(decode_responses=True)
     elif request.param == "redis-cluster":
@@ -134,5 +137,6 @@ async def test_a_record_is_one_compact_string_without_its_key_repeated(
     await store.save(record("s1"))
     [key] = await all_keys(client, "*session:s1")
     stored = await client.get(key)
+    assert isinstance(stored, str)
     assert "owner-a" not in stored and '"id"' not in stored
     assert SessionRecord.from_json("owner-a", "s1", stored) == record("s1")
