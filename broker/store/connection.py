@@ -108,7 +108,8 @@ def open_redis(settings: Settings) -> redis.Redis:
         timeout=settings.redis_pool_timeout_s,
         **_connection_options(settings),
     )
-    return redis.Redis(connection_pool=pool)
+    # The client owns the pool, so closing it at shutdown closes its connections too.
+    return redis.Redis.from_pool(pool)
 
 
 def _connection_options(settings: Settings) -> dict[str, Any]:

@@ -17,10 +17,15 @@ class ProxyHeadersMiddleware:
     """
 
     def __init__(self, app: ASGIApp, trusted_proxies: tuple[str, ...]) -> None:
-        self._app = UvicornProxyHeaders(app, trusted_hosts=list(trusted_proxies))  # type: ignore[arg-type]
+        # uvicorn types an ASGI app over its own TypedDict scopes, Starlette over plain mappings:
+        # the same objects at run time, two types that mypy cannot match.
+        self._app = UvicornProxyHeaders(
+            app,  # type: ignore[arg-type]  # Starlette's ASGIApp as uvicorn's ASGI3Application
+            trusted_hosts=list(trusted_proxies),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             client = scope.get("client")
             scope.setdefault("state", {})[PEER_STATE_KEY] = str(client[0]) if client else None
-        await self._app(scope, receive, send)  # type: ignore[arg-type]
+        await self._app(scope, receive, send)  # type: ignore[arg-type]  # uvicorn's Scope, as above

@@ -114,8 +114,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="broker-bench-") as scratch:
         output = args.output or Path(scratch) / "access.log"
         # The handler configure_logging installs writes to sys.stderr, as `broker serve` does;
-        # stderr is line-buffered, so every line is one write, as it is in production.
-        stream = open(output, "w", buffering=1, encoding="utf-8")  # noqa: SIM115
+        # stderr is line-buffered, so every line is one write, as it is in production. Not a
+        # `with`: the handler writes to the stream until the last round, which closes it.
+        stream = open(output, "w", buffering=1, encoding="utf-8")  # noqa: SIM115  # see above
         real_stderr, sys.stderr = sys.stderr, stream
         try:
             install_redaction(SECRETS)

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from broker.identity.credentials import Subject
-from broker.observability.logs import JsonFormatter
+from broker.observability.logs import JsonFormatter, RedactedLogRecord
 from tests.broker.conftest import Simulator
 
 
-def access_record(caplog: pytest.LogCaptureFixture, request_id: str) -> logging.LogRecord:
+def access_record(caplog: pytest.LogCaptureFixture, request_id: str) -> RedactedLogRecord:
     found = [
         record
         for record in caplog.records
         if record.name == "broker.access" and getattr(record, "request_id", None) == request_id
     ]
     assert len(found) == 1, f"expected one access line for {request_id}"
+    assert isinstance(found[0], RedactedLogRecord), "the redaction layer made no record"
     return found[0]
 
 
@@ -79,7 +79,7 @@ async def test_a_request_without_credentials_logs_no_subject_and_no_upstream(
 async def test_an_unusable_request_id_is_replaced_by_a_fresh_one(
     broker: httpx.AsyncClient, offered: str
 ) -> None:
-    response = await broker.get("/healthz", headers={"X-Request-ID": offered.encode()})  # type: ignore[dict-item]
+    response = await broker.get("/healthz", headers={b"X-Request-ID": offered.encode()})
     assert response.headers["x-request-id"] != offered
     assert len(response.headers["x-request-id"]) == 32
 

@@ -55,7 +55,7 @@ async def test_an_oversized_body_is_413_before_it_is_read(
 async def test_an_oversized_chunked_body_is_413(
     broker: httpx.AsyncClient, mint: Callable[[str], dict[str, str]]
 ) -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(100):
             yield b"x" * 1024
 
@@ -246,7 +246,7 @@ async def test_any_bytes_posted_as_json_get_an_answer_below_500(
 async def test_any_credential_is_a_401_never_a_crash(
     patient_broker: httpx.AsyncClient, credential: str
 ) -> None:
-    headers = {"Authorization": b"Bearer " + credential.encode("latin-1")}
+    headers = {b"Authorization": b"Bearer " + credential.encode("latin-1")}
     response = await patient_broker.get("/v1/sessions", headers=headers)
     assert response.status_code == 401
 

@@ -67,32 +67,33 @@ def test_serve_refuses_a_wildcard_cors_origin() -> None:
 @pytest.fixture
 def dev_broker() -> Iterator[tuple[str, str]]:
     port = free_port()
-    process = subprocess.Popen(
+    # As a context manager, Popen closes the stdout pipe it opened once the process is gone.
+    with subprocess.Popen(
         [*BROKER, "dev", "--port", str(port), "--simulator-port", str(free_port())],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         env=CLEAN_ENV,
-    )
-    try:
-        assert process.stdout is not None
-        banner = ""
-        deadline = time.monotonic() + 30
-        while "export TOKEN=" not in banner and time.monotonic() < deadline:
-            banner += process.stdout.readline()
-        token = re.search(r"export TOKEN=(\S+)", banner)
-        assert token, banner
-        base = f"http://127.0.0.1:{port}"
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield base, token.group(1)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    ) as process:
+        try:
+            assert process.stdout is not None
+            banner = ""
+            deadline = time.monotonic() + 30
+            while "export TOKEN=" not in banner and time.monotonic() < deadline:
+                banner += process.stdout.readline()
+            token = re.search(r"export TOKEN=(\S+)", banner)
+            assert token, banner
+            base = f"http://127.0.0.1:{port}"
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            yield base, token.group(1)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def test_dev_runs_the_whole_flow_with_nothing_configured(dev_broker: tuple[str, str]) -> None:

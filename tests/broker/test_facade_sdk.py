@@ -1,7 +1,7 @@
 """Gladia's Python SDK, unchanged, with the broker as its `api_url`: the whole job lifecycle."""
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -33,10 +33,24 @@ def broker_url(settings: Settings) -> Iterator[str]:
         yield base_url
 
 
-def sdk_for(broker_url: str, headers: dict[str, str]) -> LiveV2AsyncClient:
-    """The SDK exactly as the README tells an app to configure it."""
-    client = GladiaClient(api_url=broker_url, api_key="unused", http_headers=headers)
-    return client.live_v2_async()
+SdkFor = Callable[[dict[str, str]], LiveV2AsyncClient]
+
+
+@pytest.fixture
+async def sdk_for(broker_url: str) -> AsyncIterator[SdkFor]:
+    """The SDK exactly as the README tells an app to configure it, for the given headers."""
+    made: list[LiveV2AsyncClient] = []
+
+    def make(headers: dict[str, str]) -> LiveV2AsyncClient:
+        client = GladiaClient(api_url=broker_url, api_key="unused", http_headers=headers)
+        made.append(client.live_v2_async())
+        return made[-1]
+
+    yield make
+    # SDK 2.2.0's live client has no close(), and an app that never closes its HTTP client
+    # leaves sockets for the garbage collector (a ResourceWarning); close it as the SDK would.
+    for live in made:
+        await live._http_client.close()
 
 
 async def until_done(live: LiveV2AsyncClient, session_id: str) -> Any:
@@ -49,9 +63,9 @@ async def until_done(live: LiveV2AsyncClient, session_id: str) -> Any:
 
 
 async def test_start_stream_get_list_and_delete_through_the_broker(
-    broker_url: str, mint: Headers, simulator: Simulator
+    sdk_for: SdkFor, mint: Headers, simulator: Simulator
 ) -> None:
-    live = sdk_for(broker_url, mint("alice"))
+    live = sdk_for(mint("alice"))
     options = LiveV2InitRequest(
         encoding="wav/pcm",
         sample_rate=16000,
@@ -102,14 +116,15 @@ async def test_start_stream_get_list_and_delete_through_the_broker(
 
 
 async def test_another_user_with_the_same_client_sees_none_of_it(
-    broker_url: str, mint: Headers, simulator: Simulator
+    sdk_for: SdkFor, mint: Headers, simulator: Simulator
 ) -> None:
-    alice = sdk_for(broker_url, mint("alice"))
+    alice = sdk_for(mint("alice"))
     session = alice.start_session({"sample_rate": 16000})
     await stream(session, speech())
     session_id = session.session_id
+    assert session_id is not None, "the SDK started no session"
 
-    mallory = sdk_for(broker_url, mint("mallory"))
+    mallory = sdk_for(mint("mallory"))
     assert (await mallory.list()).items == []
     for attempt in (mallory.get, mallory.get_file, mallory.delete):
         with pytest.raises(HttpError) as refused:
@@ -120,7 +135,7 @@ async def test_another_user_with_the_same_client_sees_none_of_it(
 
 
 async def test_connect_session_streams_to_a_session_the_facade_created(
-    broker_url: str, mint: Headers, simulator: Simulator
+    broker_url: str, sdk_for: SdkFor, mint: Headers, simulator: Simulator
 ) -> None:
     headers = mint("alice")
     async with httpx.AsyncClient(base_url=broker_url, headers=headers) as http:
@@ -128,7 +143,7 @@ async def test_connect_session_streams_to_a_session_the_facade_created(
         again = (await http.get(f"/v1/sessions/{created['id']}")).json()
     assert again["url"] == created["url"], "one record behind both surfaces"
 
-    live = sdk_for(broker_url, headers)
+    live = sdk_for(headers)
     session = live.connect_session(
         LiveV2ConnectSessionOptions(
             id=created["id"],
@@ -142,9 +157,9 @@ async def test_connect_session_streams_to_a_session_the_facade_created(
 
 
 async def test_a_refused_config_reaches_the_sdk_as_a_field_named_400(
-    broker_url: str, mint: Headers, simulator: Simulator
+    sdk_for: SdkFor, mint: Headers, simulator: Simulator
 ) -> None:
-    live = sdk_for(broker_url, mint("alice"))
+    live = sdk_for(mint("alice"))
     session = live.start_session({"sample_rate": 12345, "callback": True})
     errors: list[Any] = []
     ended = asyncio.Event()

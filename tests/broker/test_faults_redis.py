@@ -18,16 +18,17 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from broker.policy.limits import (
+from broker.policy.limits import Limits
+from broker.settings import Settings
+from broker.store.connection import open_redis
+from broker.store.keys import (
     ACCOUNT_LEASES_KEY,
-    Limits,
     address_misses_key,
+    session_keys,
     subject_creates_key,
     subject_leases_key,
 )
-from broker.settings import Settings
-from broker.store.connection import open_redis
-from broker.store.records import SessionStore, session_keys
+from broker.store.records import SessionStore
 from tests.broker.conftest import Simulator, running_broker
 from tests.support.leases import confirm_leases
 from tests.support.records import session_record
@@ -191,7 +192,7 @@ class Stall:
             )
             self._thread.start()
         else:
-            admin.execute_command("CLIENT", "PAUSE", int(seconds * 1000), "ALL")
+            admin.client_pause(int(seconds * 1000), all=True)
             self._thread = None
         deadline = time.monotonic() + 2
         while not self._stalled():
@@ -206,7 +207,7 @@ class Stall:
             retry=Retry(NoBackoff(), retries=0),
         )
         try:
-            probe.execute_command("PING")
+            probe.ping()
         except redis.TimeoutError:
             return True
         finally:

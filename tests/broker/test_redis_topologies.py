@@ -88,8 +88,8 @@ async def test_on_the_cluster_every_key_is_hash_tagged_by_owner_and_expires(
     assert sum(1 for server in redis_cluster.servers if server.client().dbsize()) >= 2
     for server in redis_cluster.servers:
         client = server.client()
-        for key in client.keys("*"):
-            assert client.ttl(key) > 0, key
+        for stored in client.keys("*"):
+            assert client.ttl(stored) > 0, stored
 
 
 async def test_the_cluster_refuses_an_operation_whose_keys_are_not_tagged_alike(
@@ -120,7 +120,7 @@ async def test_the_broker_runs_on_the_master_that_sentinel_names_and_follows_a_f
 
         # The same running broker finds the new master: a write that reaches the demoted one
         # is answered 503 (never retried blindly), and the following ones succeed.
-        statuses = []
+        statuses: list[int] = []
         deadline = time.monotonic() + 15
         while not statuses or statuses[-1] != 201:
             assert time.monotonic() < deadline, f"never reached the new master: {statuses}"

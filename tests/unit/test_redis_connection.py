@@ -3,6 +3,7 @@
 import pytest
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import SentinelConnectionPool
 
 from broker.errors import RedisUrlError, SettingsError
 from broker.settings import Settings, check_for_production, load_settings
@@ -137,8 +138,9 @@ async def test_a_sentinel_url_opens_a_client_that_asks_the_sentinels_for_the_mas
     client = open_redis(Settings(redis_url="redis+sentinel://127.0.0.1:1,127.0.0.1:2/m"))
     pool = client.connection_pool
     assert isinstance(pool, redis.BlockingConnectionPool)
-    assert pool.service_name == "m"  # type: ignore[attr-defined]
-    assert len(pool.sentinel_manager.sentinels) == 2  # type: ignore[attr-defined]
+    assert isinstance(pool, SentinelConnectionPool)
+    assert pool.service_name == "m"
+    assert len(pool.sentinel_manager.sentinels) == 2
     await client.aclose()
 
 
