@@ -1,28 +1,41 @@
-"""`broker serve`, `broker dev`, `broker token mint` and `broker simulator`."""
+"""`broker serve`, `broker dev`, `broker token mint`, `broker relay …` and `broker simulator`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import secrets
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TypeVar
 
 import uvicorn
+from redis.exceptions import RedisError
 from starlette.datastructures import Secret
 from starlette.types import ASGIApp
 
 from broker.errors import SettingsError
+from broker.events.relay import DeadLetters
 from broker.identity.credentials import TokenService
 from broker.observability.logs import configure_logging
 from broker.settings import Settings, check_for_production, load_settings
+from broker.store.connection import open_redis
+from broker.store.events import DeadLetter, EventStore
 from broker.web.app import create_app, create_metrics_app
 from broker.web.routes.demo import DemoOptions
 
 DEV_SUBJECT = "dev-user"
 DEV_SERVICE_KEY = "development-only-service-key-000000"
+# A dead letter's id, as `broker relay dead-letters` prints it (a Redis stream id).
+_LETTER_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+_DEAD_LETTER_COLUMNS = ("id", "session", "event", "type", "attempts", "last_error",
+                        "first_failed_at", "dead_lettered_at")  # fmt: skip
+
+Answer = TypeVar("Answer")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -56,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     mint.add_argument("--sub", required=True, help="the end user's id")
     mint.add_argument("--ttl", type=int, default=None, help="seconds (BROKER_TOKEN_TTL)")
     mint.set_defaults(run=_mint)
+
+    relay = commands.add_parser("relay", help="the relay's dead letters (in REDIS_URL)")
+    relay_commands = relay.add_subparsers(required=True, metavar="ACTION")
+    dead_letters = relay_commands.add_parser("dead-letters", help="list deliveries given up on")
+    dead_letters.add_argument("--limit", type=int, default=100, help="the oldest this many")
+    dead_letters.set_defaults(run=_list_dead_letters)
+    replay = relay_commands.add_parser("replay", help="deliver a dead letter's session again")
+    replay.add_argument("letter_id", metavar="ID", help="as `broker relay dead-letters` lists it")
+    replay.set_defaults(run=_replay_dead_letter)
 
     simulator = commands.add_parser("simulator", help="run the Gladia Live v2 simulator")
     simulator.add_argument("--host", default="127.0.0.1")
@@ -125,6 +147,59 @@ def _mint(args: argparse.Namespace) -> None:
     settings = load_settings()
     tokens = TokenService(settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s)
     print(tokens.mint(args.sub, args.ttl).token)
+
+
+def _list_dead_letters(args: argparse.Namespace) -> None:
+    letters = asyncio.run(_with_dead_letters(lambda dead: dead.oldest(args.limit)))
+    print("\t".join(_DEAD_LETTER_COLUMNS))
+    for letter in letters:
+        print("\t".join(_dead_letter_row(letter)))
+
+
+def _dead_letter_row(letter: DeadLetter) -> tuple[str, ...]:
+    """What an operator sees of a letter: where and why, never a payload, URL or subject."""
+    return (
+        letter.id,
+        letter.session_id,
+        letter.event_id,
+        letter.event_type,
+        str(letter.attempts),
+        letter.error,
+        _utc(letter.first_failed_ms),
+        _utc(letter.dead_lettered_ms),
+    )
+
+
+def _utc(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _replay_dead_letter(args: argparse.Namespace) -> None:
+    letter_id = args.letter_id
+    if not _LETTER_ID.match(letter_id):
+        print(f"broker: {letter_id!r} is not a dead letter id", file=sys.stderr)
+        raise SystemExit(2)
+    session_id = asyncio.run(_with_dead_letters(lambda dead: dead.replay(letter_id)))
+    if session_id is None:
+        print(f"broker: no dead letter {letter_id} (replayed already?)", file=sys.stderr)
+        raise SystemExit(1)
+    print(f"replayed {letter_id}: session {session_id} is relayed again from where it stopped")
+
+
+async def _with_dead_letters(action: Callable[[DeadLetters], Awaitable[Answer]]) -> Answer:
+    """`action` on the dead letters in the configured Redis, which it needs."""
+    settings = load_settings()
+    if not settings.redis_url:
+        print("broker: REDIS_URL is missing (the dead letters are in its Redis)", file=sys.stderr)
+        raise SystemExit(2)
+    client = open_redis(settings)
+    try:
+        return await action(DeadLetters(EventStore(client, settings)))
+    except RedisError as exc:
+        print(f"broker: Redis failed: {type(exc).__name__}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        await client.aclose()
 
 
 def _simulator(args: argparse.Namespace) -> None:

@@ -22,7 +22,7 @@ from starlette.datastructures import CommaSeparatedStrings, Secret
 from broker.errors import SettingsError
 
 # Signs development tokens only; `broker serve` refuses to start while it is configured.
-DEVELOPMENT_SECRET = "development-only-insecure-secret-key"  # noqa: S105
+DEVELOPMENT_SECRET = "development-only-insecure-secret-key"  # noqa: S105  # public by design
 MIN_SECRET_LENGTH = 32
 
 GLADIA_REGIONS = ("us-west", "eu-west")
@@ -166,10 +166,7 @@ def _setting(
 class Settings:
     """Everything the broker is configured with; built by `load_settings`, never mutated."""
 
-    # Each `_setting(...)` is a `dataclasses.field` with the setting's row as metadata, so its
-    # default is not shared state (RUF009 cannot see that through the call).
-
-    gladia_api_key: Secret | None = _setting(  # noqa: RUF009
+    gladia_api_key: Secret | None = _setting(
         "GLADIA_API_KEY", None, _optional_secret, "The Gladia API key, held by the broker only."
     )
     gladia_api_url: str = _setting(
@@ -216,7 +213,7 @@ class Settings:
     redis_cluster: bool = _setting(
         "REDIS_CLUSTER", False, _boolean, "Whether REDIS_URL is a node of a Redis Cluster."
     )
-    redis_sentinel_password: Secret | None = _setting(  # noqa: RUF009
+    redis_sentinel_password: Secret | None = _setting(
         "REDIS_SENTINEL_PASSWORD", None, _optional_secret, "Password of the Sentinels themselves."
     )
 
@@ -311,6 +308,12 @@ class Settings:
     jwt_jwks_timeout_s: float = _setting(
         "BROKER_JWT_JWKS_TIMEOUT_S", 2.0, float, "jwt mode: seconds one fetch of the keys may take."
     )
+    jwt_ca_file: str | None = _setting(
+        "BROKER_JWT_CA_FILE",
+        None,
+        _optional_text,
+        "jwt mode: CA certificates (PEM) trusted for the JWKS URL, besides the public ones.",
+    )
     gateway_user_header: str | None = _setting(
         "BROKER_GATEWAY_USER_HEADER",
         None,
@@ -329,6 +332,13 @@ class Settings:
     )
     creates_per_minute: int = _setting(
         "BROKER_CREATES_PER_MINUTE", 10, int, "Creates one user may make in 60 s.", minimum=1
+    )
+    reads_per_minute: int = _setting(
+        "BROKER_READS_PER_MINUTE",
+        600,
+        int,
+        "Reads of lists, results and events one user may make in 60 s.",
+        minimum=1,
     )
     account_max_live: int = _setting(
         "BROKER_ACCOUNT_MAX_LIVE", 30, int, "Live sessions of the whole Gladia account.", minimum=1
@@ -407,7 +417,7 @@ class Settings:
     relay_url: str | None = _setting(
         "BROKER_RELAY_URL", None, _optional_stripped, "Where every stored event is relayed."
     )
-    relay_secret: Secret | None = _setting(  # noqa: RUF009
+    relay_secret: Secret | None = _setting(
         "BROKER_RELAY_SECRET", None, _optional_secret, "The relay's signing secret (whsec_…)."
     )
     relay_timeout_s: float = _setting(
@@ -425,6 +435,20 @@ class Settings:
         600.0,
         float,
         "Longest wait between two relay retries, in seconds.",
+    )
+    relay_max_attempts: int = _setting(
+        "BROKER_RELAY_MAX_ATTEMPTS",
+        50,
+        int,
+        "Failed attempts at one relay delivery before it goes to the dead letters.",
+        minimum=1,
+    )
+    relay_max_age_s: float = _setting(
+        "BROKER_RELAY_MAX_AGE_S",
+        86400.0,
+        float,
+        "Seconds after its first failure that a relay delivery goes to the dead letters.",
+        above=0,
     )
     worker_poll_s: float = _setting(
         "BROKER_WORKER_POLL_S",

@@ -20,10 +20,12 @@ from starlette.datastructures import Secret
 
 from broker.errors import BadRequest, NotFound
 from broker.settings import CALLBACK_CATEGORIES
+from broker.store.events import MAX_JSON_DEPTH, nested_deeper_than
 
 CAPABILITY_SALT = "broker.gladia-callback.v1"
 VERIFIED_CACHE_SIZE = 4096
 CALLBACK_PATH = "/v1/callbacks/"
+TOO_DEEP = f"The body is nested deeper than {MAX_JSON_DEPTH} levels"
 
 # Every live callback Gladia documents, plus `live.error` (undocumented, sent by the simulator).
 CALLBACK_EVENTS = frozenset(
@@ -89,6 +91,7 @@ class CallbackCapabilities:
         self._max_age_s = max_age_s
         self._public_url = public_url
         self._categories = categories
+        # Lives and dies with this key list, as TokenService's cache does (test_capabilities.py).
         self._verified: dict[str, tuple[CallbackBinding, float]] = {}
 
     @property
@@ -137,12 +140,18 @@ class CallbackCapabilities:
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object no deeper than the store keeps, or a 400 saying what is wrong."""
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        text = body.decode("utf-8")
+        value = json.loads(text)
+    except RecursionError:
+        raise BadRequest(TOO_DEEP) from None
+    except (UnicodeDecodeError, ValueError):
         raise BadRequest("The body is not a JSON object") from None
     if not isinstance(value, dict):
         raise BadRequest("The body is not a JSON object")
+    if nested_deeper_than(MAX_JSON_DEPTH, value, text):
+        raise BadRequest(TOO_DEEP)
     return value
 
 

@@ -3,7 +3,8 @@
 A queue member names one unit of work (one session's result fetch, one session's relay). Each
 instance's runner takes due members under a per-member lease, so one instance at a time works
 on a member (and a session's relay stays in order); a lease left by a dead instance expires and
-another runner takes over. Work that fails is pushed back with capped exponential backoff.
+another runner takes over. Work that fails is pushed back with capped exponential backoff; work
+a handler gives up on is parked (`EventStore.dead_letter`) until an operator replays it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class JobOutcome(Enum):
     DONE = "done"  # nothing left: off the queue, unless more arrived meanwhile
     MORE = "more"  # progress made and more is waiting: stay due
     LATER = "later"  # failed: try again after a backoff
+    PARKED = "parked"  # given up on by the handler (a dead letter): left where it put it
 
 
 class Lease:

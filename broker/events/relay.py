@@ -4,6 +4,11 @@ Work comes from the `relay` job queue (one member per session, marked on every s
 so it survives restarts and is shared by instances; a lease per session keeps its events in
 order, and a cursor in Redis says how far the backend has acknowledged. Delivery is at least
 once: an event whose answer was lost is sent again with the same `webhook-id`.
+
+An event the backend has refused `BROKER_RELAY_MAX_ATTEMPTS` times, or for
+`BROKER_RELAY_MAX_AGE_S` since its first failure, becomes a dead letter: the session is parked
+at that event (its cursor stays, and its later events wait behind it, so the order holds) until
+an operator replays it (`broker relay replay ID`, `DeadLetters.replay`).
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from typing import Any
 
 import httpx
 
+from broker.events.intake import RELAY_QUEUE
 from broker.events.jobs import JobOutcome, Lease, split_member
 from broker.events.webhooks import secret_key, signed_headers
+from broker.observability.metrics import Metrics
 from broker.settings import Settings
-from broker.store.events import EventStore, StreamEntry
+from broker.store.events import DeadLetter, EventStore, StreamEntry
 from broker.store.records import SessionStore
 
 logger = logging.getLogger("broker.relay")
@@ -58,6 +65,37 @@ def relay_message_id(session_id: str, entry: StreamEntry) -> str:
     return f"{session_id}_{entry.id}"
 
 
+class DeadLetters:
+    """The relay's dead letters, as operators list and replay them (and metrics count them)."""
+
+    def __init__(self, events: EventStore) -> None:
+        self._events = events
+
+    async def add(self, letter: DeadLetter) -> str:
+        """Park the letter's session at its event; the letter's id."""
+        letter_id = await self._events.dead_letter(RELAY_QUEUE, letter)
+        owner, session_id = split_member(letter.member)
+        await self._events.forget_relay_failure(owner, session_id)
+        return letter_id
+
+    async def oldest(self, count: int) -> list[DeadLetter]:
+        """The oldest `count` letters, oldest first."""
+        return await self._events.dead_letters(RELAY_QUEUE, count)
+
+    async def count(self) -> int:
+        return await self._events.count_dead_letters(RELAY_QUEUE)
+
+    async def replay(self, letter_id: str) -> str | None:
+        """Its session's deliveries resumed from where they stopped; the session id, or None."""
+        member = await self._events.replay_dead_letter(RELAY_QUEUE, letter_id)
+        if member is None:
+            return None
+        owner, session_id = split_member(member)
+        # Attempts start again from zero (a letter added by a crashed instance may have left some).
+        await self._events.forget_relay_failure(owner, session_id)
+        return session_id
+
+
 class Relay:
     """The relay job: send one session's events after its cursor, in order."""
 
@@ -67,6 +105,7 @@ class Relay:
         events: EventStore,
         sessions: SessionStore,
         settings: Settings,
+        metrics: Metrics,
     ) -> None:
         if settings.relay_url is None or settings.relay_secret is None:
             raise ValueError("the relay needs BROKER_RELAY_URL and BROKER_RELAY_SECRET")
@@ -76,6 +115,10 @@ class Relay:
         self._url = settings.relay_url
         self._key = secret_key(str(settings.relay_secret))
         self._timeout_s = settings.relay_timeout_s
+        self._max_attempts = settings.relay_max_attempts
+        self._max_age_ms = settings.relay_max_age_s * 1000
+        self._metrics = metrics
+        self._dead_letters = DeadLetters(events)
 
     async def __call__(self, member: str, lease: Lease) -> JobOutcome:
         owner, session_id = split_member(member)
@@ -87,10 +130,38 @@ class Relay:
         for entry in entries:
             if not await lease.renew():
                 return JobOutcome.MORE  # the lease was lost: whoever holds it carries on
-            if not await self._send(session_id, subject, entry):
-                return JobOutcome.LATER
+            error = await self._send(session_id, subject, entry)
+            if error is not None:
+                return await self._failed(member, entry, error)
             await self._events.advance_relay_cursor(owner, session_id, entry.id)
         return JobOutcome.MORE if len(entries) == BATCH else JobOutcome.DONE
+
+    async def _failed(self, member: str, entry: StreamEntry, error: str) -> JobOutcome:
+        """Try again later, or, past either cap, make the delivery a dead letter."""
+        self._metrics.relay_failures.labels(error).inc()
+        owner, session_id = split_member(member)
+        failure = await self._events.record_relay_failure(owner, session_id, entry.id, error)
+        if failure.attempts < self._max_attempts and failure.age_ms < self._max_age_ms:
+            return JobOutcome.LATER
+        letter_id = await self._dead_letters.add(
+            DeadLetter(
+                member=member,
+                session_id=session_id,
+                event_id=entry.id,
+                event_type=entry.event,
+                attempts=failure.attempts,
+                error=error,
+                first_failed_ms=failure.first_failed_ms,
+            )
+        )
+        self._metrics.relay_dead_letters.inc()
+        logger.warning(
+            "relay delivery dead-lettered after %d attempts: %s",
+            failure.attempts,
+            error,
+            extra={"fields": {"dead_letter": letter_id}},
+        )
+        return JobOutcome.PARKED
 
     async def _subject(self, owner: str, session_id: str) -> str | None:
         record = await self._sessions.load(owner, session_id)
@@ -98,7 +169,9 @@ class Relay:
             return None
         return (await self._events.binding(owner, record.request_id)).subject
 
-    async def _send(self, session_id: str, subject: str | None, entry: StreamEntry) -> bool:
+    async def _send(self, session_id: str, subject: str | None, entry: StreamEntry) -> str | None:
+        """Deliver one event: None once the backend took it, else what went wrong (a class name
+        or `http_<status>`, never the backend's words)."""
         body = relay_body(session_id, subject, entry)
         headers = signed_headers(
             self._key, relay_message_id(session_id, entry), int(time.time()), body
@@ -112,8 +185,8 @@ class Relay:
                     status = response.status_code
         except (TimeoutError, httpx.HTTPError) as exc:
             logger.warning("relay delivery failed: %s", type(exc).__name__)
-            return False
+            return type(exc).__name__
         if not 200 <= status < 300:
             logger.warning("relay delivery refused with %s", status)
-            return False
-        return True
+            return f"http_{status}"
+        return None

@@ -56,8 +56,12 @@ class MintedToken:
 
 
 def bearer_credential(headers: Headers) -> str | None:
-    """The credential of an `Authorization: Bearer …` header, if there is one."""
-    scheme, _, credential = headers.get("authorization", "").partition(" ")
+    """The credential of an `Authorization: Bearer …` header, if there is one; two are a 401."""
+    values = headers.getlist("authorization")
+    if len(values) > 1:
+        # Deciding by the first copy would let a second credential reach whatever reads another.
+        raise Unauthorized(f"Send one Authorization header, not {len(values)}")
+    scheme, _, credential = (values[0] if values else "").partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
         return None
     return credential.strip()
@@ -91,7 +95,9 @@ class TokenService:
         self._serializer = URLSafeTimedSerializer(keys, salt=USER_TOKEN_SALT)
         self._default_ttl_s = default_ttl_s
         self._max_ttl_s = max_ttl_s
-        # token -> (subject, the time it stops being valid); oldest entries leave first.
+        # token -> (subject, the time it stops being valid); oldest entries leave first. It lives
+        # and dies with this key list (keys change only by building a new service, on restart),
+        # so a removed key opens nothing: never share it between services (test_tokens.py).
         self._verified: dict[str, tuple[Subject, float]] = {}
 
     def mint(self, subject: object, ttl_s: object = None) -> MintedToken:

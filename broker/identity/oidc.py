@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 import jwt
 
-from broker.errors import IdentityUnavailable, InvalidFields, Unauthorized
+from broker.errors import IdentityUnavailable, InvalidFields, SettingsError, Unauthorized
 from broker.identity.credentials import Subject, validate_subject
 from broker.settings import Settings
 
@@ -30,10 +31,29 @@ MAX_JWKS_BYTES = 256 * 1024
 MAX_TOKEN_LENGTH = 16 * 1024
 
 
-def open_jwks_client(settings: Settings) -> httpx.AsyncClient:
-    """A client for the identity provider alone: its own timeouts, no Gladia key, no env proxies."""
+def jwks_tls_context(settings: Settings) -> ssl.SSLContext:
+    """The CAs the JWKS client trusts: the public ones, BROKER_JWT_CA_FILE's; or SettingsError."""
+    # httpx's default (certifi's bundle) without the environment's SSL_CERT_FILE: the CA file
+    # adds to the public CAs, so a provider that moves to a public certificate keeps working.
+    tls_context = httpx.create_ssl_context(trust_env=False)
+    if settings.jwt_ca_file:
+        try:
+            tls_context.load_verify_locations(cafile=settings.jwt_ca_file)
+        except OSError as exc:  # ssl.SSLError is one: not PEM, or no certificate in it
+            detail = exc.reason if isinstance(exc, ssl.SSLError) else exc.strerror
+            raise SettingsError(
+                "BROKER_JWT_CA_FILE cannot be used as a PEM file of CA certificates "
+                f"({detail or type(exc).__name__})"
+            ) from None
+    return tls_context
+
+
+def open_jwks_client(settings: Settings, tls_context: ssl.SSLContext) -> httpx.AsyncClient:
+    """A client for the identity provider alone: its timeouts and CAs, no Gladia key, no proxies."""
     timeout = httpx.Timeout(settings.jwt_jwks_timeout_s)
-    return httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=False)
+    return httpx.AsyncClient(
+        timeout=timeout, verify=tls_context, trust_env=False, follow_redirects=False
+    )
 
 
 class JwksCache:

@@ -30,13 +30,17 @@ LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Deliveries from Gladia, told apart by the route template they arrive on.
 CALLBACK_ROUTES = {"/v1/callbacks/": "callback", "/v1/webhooks/": "webhook"}
-LIVE_SESSIONS_SAMPLE_TIMEOUT_S = 1.0
+# Each gauge read from Redis at a scrape gets this long; the scrape answers either way.
+SAMPLE_TIMEOUT_S = 1.0
 # The request metrics' labelled children are kept per (method, route, status): methods and route
 # templates are closed sets and statuses are three digits, so a few hundred at most are ever
 # seen; the bound only keeps a caller passing open-ended labels from growing the cache.
 REQUEST_CHILDREN_MAX = 1024
 
-LiveSessionsSource = Callable[[], Awaitable[int]]
+# Where a gauge sampled at each scrape reads its value (a Redis count).
+GaugeSource = Callable[[], Awaitable[int]]
+# A sampled gauge, what it counts (for the warning when it cannot), and its source.
+_SampledGauge = tuple[Gauge, str, GaugeSource]
 # The labelled children a request counts in: its request counter, its duration histogram and,
 # for a delivery from Gladia, its callback counters (`.labels` answers the metric's own type).
 _RequestChildren = tuple[Counter, Histogram, tuple[Counter, ...]]
@@ -109,8 +113,18 @@ class Metrics:
             ("error",),
             registry=self.registry,
         )
-        self._live_sessions: Gauge | None = None
-        self._live_sessions_source: LiveSessionsSource | None = None
+        self.relay_failures = Counter(
+            "broker_relay_delivery_failures",
+            "Relay deliveries the app's backend did not take, by error class or http_<status>.",
+            ("error",),
+            registry=self.registry,
+        )
+        self.relay_dead_letters = Counter(
+            "broker_relay_dead_letters",
+            "Relay deliveries given up on (BROKER_RELAY_MAX_ATTEMPTS or _MAX_AGE_S) and parked.",
+            registry=self.registry,
+        )
+        self._sampled: dict[str, _SampledGauge] = {}
         self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}
 
     def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
@@ -149,23 +163,37 @@ class Metrics:
     def count_redis_error(self, error: Exception) -> None:
         self.redis_errors.labels(type(error).__name__).inc()
 
-    def track_live_sessions(self, source: LiveSessionsSource) -> None:
+    def track_live_sessions(self, source: GaugeSource) -> None:
         """Export `broker_live_sessions`, read from `source` (account-wide) at each scrape."""
-        if self._live_sessions is None:
-            self._live_sessions = Gauge(
-                "broker_live_sessions",
-                "Live sessions open for the whole account, as Redis counts them.",
-                registry=self.registry,
-            )
-        self._live_sessions_source = source
+        self._track(
+            "broker_live_sessions",
+            "Live sessions open for the whole account, as Redis counts them.",
+            "live sessions",
+            source,
+        )
+
+    def track_relay_dead_letters(self, source: GaugeSource) -> None:
+        """Export `broker_relay_dead_letters_waiting`, read from `source` at each scrape."""
+        self._track(
+            "broker_relay_dead_letters_waiting",
+            "Relay dead letters waiting for a replay (every instance's), as Redis counts them.",
+            "relay dead letters",
+            source,
+        )
+
+    def _track(self, name: str, documentation: str, counts: str, source: GaugeSource) -> None:
+        """A gauge set from `source` at each scrape; tracking it again replaces its source."""
+        sampled = self._sampled.get(name)
+        gauge = sampled[0] if sampled else Gauge(name, documentation, registry=self.registry)
+        self._sampled[name] = (gauge, counts, source)
 
     async def render(self) -> bytes:
         """The text exposition format, with the sampled gauges brought up to date first."""
-        if self._live_sessions is not None and self._live_sessions_source is not None:
+        for gauge, counts, source in self._sampled.values():
             try:
-                async with asyncio.timeout(LIVE_SESSIONS_SAMPLE_TIMEOUT_S):
-                    self._live_sessions.set(await self._live_sessions_source())
+                async with asyncio.timeout(SAMPLE_TIMEOUT_S):
+                    gauge.set(await source())
             except (TimeoutError, RedisError, OSError) as exc:  # The scrape still answers.
-                logger.warning("live sessions could not be counted: %s", type(exc).__name__)
+                logger.warning("%s could not be counted: %s", counts, type(exc).__name__)
                 self.count_redis_error(exc)
         return generate_latest(self.registry)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import redis.asyncio as redis
+from starlette.datastructures import Headers
 
 from broker.errors import Conflict, FieldProblem, InvalidFields
 from broker.settings import Settings
@@ -122,6 +123,17 @@ class Replay:
     """The key already created this session."""
 
     session_id: str
+
+
+def idempotency_key_of(headers: Headers) -> str | None:
+    """The request's one `Idempotency-Key`, unchecked; sent more than once, a 422 naming it."""
+    values = headers.getlist(IDEMPOTENCY_HEADER)
+    if len(values) > 1:
+        raise InvalidFields(
+            f"{IDEMPOTENCY_HEADER} must be sent once",
+            problems=(FieldProblem(IDEMPOTENCY_HEADER, "must be sent once"),),
+        )
+    return values[0] if values else None
 
 
 def validate_key(value: str) -> str:

@@ -7,6 +7,8 @@ each with a TTL):
 - `broker:{<subject>}:leases`: the subject's live sessions; a sorted set of lease id to expiry (ms).
 - `broker:{<subject>}:creates`: the subject's admitted creates in the sliding window; request id
   to admission time (ms). Shares the subject's hash tag, so one script checks both atomically.
+- `broker:{<subject>}:reads`: the subject's read budget spent in the sliding window, one member
+  per unit (a read costs one; a facade list one per session it asks Gladia about).
 - `broker:{account}:leases`: every live session of the Gladia account, same shape.
 - `broker:{addr:<hash>}:misses`: failed authentications and not-found answers per client address.
   Most requests from an address that has not missed here need no look-up (`RecentMisses`).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,6 +41,7 @@ from broker.store.keys import (
     bucket_misses_key,
     subject_creates_key,
     subject_leases_key,
+    subject_reads_key,
 )
 from broker.store.scripts import NOW_MS, LuaFunction, LuaScript, Step
 
@@ -158,6 +162,39 @@ end
     calls=(NOW_MS,),
 )
 
+# keys: subject reads. argv: member prefix, units, budget, window ms. Returns {granted, wait ms}.
+# One member per unit, `<prefix>:<n>`, so the window is counted like the creates' (ZCARD) and
+# the wait is until the unit whose expiry makes room for all of `units` leaves the window.
+_SPEND_READS = LuaFunction(
+    "spend_reads",
+    """
+local function spend_reads(keys, argv)
+  local now = now_ms()
+  local units = tonumber(argv[2])
+  local budget = tonumber(argv[3])
+  local window_ms = tonumber(argv[4])
+  redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', now - window_ms)
+  local spent = redis.call('ZCARD', keys[1])
+  local excess = spent + units - budget
+  if excess > 0 then
+    local freeing = redis.call('ZRANGE', keys[1], excess - 1, excess - 1, 'WITHSCORES')
+    return {0, tonumber(freeing[2]) + window_ms - now}
+  end
+  local entries = {}
+  for n = 1, units do
+    entries[2 * n - 1] = now
+    entries[2 * n] = argv[1] .. ':' .. n
+  end
+  redis.call('ZADD', keys[1], unpack(entries))
+  redis.call('PEXPIRE', keys[1], window_ms)
+  return {1, 0}
+end
+""",
+    keys=1,
+    args=4,
+    calls=(NOW_MS,),
+)
+
 
 class RecentMisses:
     """What this instance knows of client addresses, so that most need no look-up in Redis.
@@ -249,6 +286,8 @@ class Limits:
         self._confirm = LuaScript(client, CONFIRM_LEASE)
         self._check_address = LuaScript(client, _CHECK_ADDRESS)
         self._record_miss = LuaScript(client, _RECORD_MISS)
+        self._max_reads = settings.reads_per_minute
+        self._spend_reads = LuaScript(client, _SPEND_READS)
 
     async def admit(self, subject_key: str, request_id: str) -> None:
         """Take a pending lease for the subject and the account, or raise TooManyRequests.
@@ -356,6 +395,26 @@ class Limits:
             )
         except RedisError as exc:
             logger.warning("attempt counter unavailable: %s", type(exc).__name__)
+
+    async def spend_reads(self, subject_key: str, units: int = 1) -> None:
+        """Take `units` of the subject's read budget, or raise TooManyRequests.
+
+        Fails open when Redis is down, like the address counter: every read then needs Redis
+        anyway and answers 503 on its own. A cost above the whole budget is charged the budget,
+        so that a large page is slow to repeat rather than impossible.
+        """
+        units = max(1, min(units, self._max_reads))
+        try:
+            granted, wait_ms = await self._spend_reads(
+                keys=[subject_reads_key(subject_key)],
+                args=[secrets.token_hex(8), units, self._max_reads, self._window_ms],
+            )
+        except RedisError as exc:
+            logger.warning("read budget unavailable: %s", type(exc).__name__)
+            return
+        if not granted:
+            detail = "Too many reads (lists, results, events); wait before reading again"
+            self._refuse("reads_per_minute", detail, _wait_s(wait_ms))
 
     def _refuse(self, reason: str, detail: str, retry_after_s: int) -> NoReturn:
         self.refusals[reason] += 1

@@ -1,4 +1,9 @@
-"""A session after its create, the same for every surface: found, listed, read, deleted."""
+"""A session after its create, the same for every surface: found, listed, read, deleted.
+
+Reads spend the subject's read budget (`BROKER_READS_PER_MINUTE`, `Limits.spend_reads`) here,
+for every surface at once: a page of the list, a result, events, the audio. Finding a session to
+reconnect (`owned`) and deleting one do not: reconnecting must stay one Redis read.
+"""
 
 from __future__ import annotations
 
@@ -38,13 +43,25 @@ class SessionLifecycle:
             raise NotFound("No such session")
         return record
 
+    async def readable(self, subject: Subject, session_id: str) -> SessionRecord:
+        """The subject's session for a read of its result, events or audio: one unit spent."""
+        await self._limits.spend_reads(subject.key)
+        return await self.owned(subject, session_id)
+
     async def page(self, subject: Subject, limit: int, cursor: str | None) -> SessionPage:
-        """The subject's sessions, newest first, `limit` at a time after `cursor`."""
+        """The subject's sessions, newest first, `limit` at a time after `cursor`: one unit."""
+        await self._limits.spend_reads(subject.key)
         return await self._store.list_page(subject.key, limit, cursor)
 
     async def window(self, subject: Subject, offset: int, limit: int) -> SessionPage:
-        """The subject's sessions, newest first, `limit` from position `offset` (Gladia's way)."""
-        return await self._store.list_slice(subject.key, offset, limit)
+        """The subject's sessions, newest first, `limit` from position `offset` (Gladia's way).
+
+        One unit per session listed (one for an empty page): the facade asks Gladia for each
+        one's result. A cached result is charged too, so a page's price is known before any call.
+        """
+        page = await self._store.list_slice(subject.key, offset, limit)
+        await self._limits.spend_reads(subject.key, max(1, len(page.records)))
+        return page
 
     async def result(self, record: SessionRecord) -> dict[str, Any]:
         """Gladia's result for the session, sanitised, cached once it is final."""

@@ -23,17 +23,19 @@ from broker.store.keys import (
     early_callbacks_key,
     event_stream_key,
     events_seen_key,
+    job_dead_letters_key,
     job_due_key,
     job_generation_key,
     job_lock_key,
     job_tries_key,
     relay_cursor_key,
+    relay_failure_key,
     session_owner_key,
     session_record_key,
     webhook_deferral_key,
     webhook_message_key,
 )
-from broker.store.scripts import LuaFunction, LuaScript, Step
+from broker.store.scripts import NOW_MS, LuaFunction, LuaScript, Step
 
 # keys: record, stream, seen. argv: digest, status, is-end, event, source, received_at, payload,
 # then this instance's settings: seen cap, dedupe TTL, events max, stream TTL.
@@ -189,11 +191,99 @@ end
     args=1,
 )
 
+# keys: a session's relay failure. argv: event id, error class, ttl s. Returns {attempts, first
+# failure ms, now ms} of that event; a failure of another event than the one recorded (the
+# cursor moved on) starts the count again.
+_RECORD_RELAY_FAILURE = LuaFunction(
+    "record_relay_failure",
+    """
+local function record_relay_failure(keys, argv)
+  local now = now_ms()
+  if redis.call('HGET', keys[1], 'event') ~= argv[1] then
+    redis.call('DEL', keys[1])
+    redis.call('HSET', keys[1], 'event', argv[1], 'first_ms', string.format('%.0f', now))
+  end
+  local attempts = redis.call('HINCRBY', keys[1], 'attempts', 1)
+  redis.call('HSET', keys[1], 'error', argv[2])
+  redis.call('EXPIRE', keys[1], argv[3])
+  return {attempts, tonumber(redis.call('HGET', keys[1], 'first_ms')), now}
+end
+""",
+    keys=1,
+    args=3,
+    calls=(NOW_MS,),
+)
+
+# Parked work waits in `due` at this score plus the time it was parked: past any due time, so
+# no runner takes it, and `mark` (ZADD NX) leaves it there, until it is replayed.
+PARKED_BASE_MS = 10**15
+# Parked members and letters older than the retention forgotten per new letter, at most.
+_RETENTION_SWEEP = 100
+
+# keys: due, tries, dead letters. argv: member, retention ms, queue ttl s, then the letter:
+# session, event id, event type, attempts, error, first failure ms. Returns the letter's id.
+# Letters and parked members past the retention go first: the events they name are gone too.
+_DEAD_LETTER = LuaFunction(
+    "dead_letter",
+    f"""
+local function dead_letter(keys, argv)
+  local now = now_ms()
+  local oldest_kept = now - tonumber(argv[2])
+  local stale = redis.call('ZRANGEBYSCORE', keys[1], '{PARKED_BASE_MS}',
+    string.format('%.0f', {PARKED_BASE_MS} + oldest_kept), 'LIMIT', 0, {_RETENTION_SWEEP})
+  for _, member in ipairs(stale) do
+    redis.call('ZREM', keys[1], member)
+    redis.call('HDEL', keys[2], member)
+  end
+  redis.call('XTRIM', keys[3], 'MINID', string.format('%.0f', oldest_kept))
+  local id = redis.call('XADD', keys[3], '*', 'member', argv[1], 'session', argv[4],
+    'event', argv[5], 'type', argv[6], 'attempts', argv[7], 'error', argv[8],
+    'first_failed_ms', argv[9])
+  redis.call('ZADD', keys[1], string.format('%.0f', {PARKED_BASE_MS} + now), argv[1])
+  redis.call('HDEL', keys[2], argv[1])
+  redis.call('EXPIRE', keys[1], argv[3])
+  redis.call('PEXPIRE', keys[3], argv[2])
+  return id
+end
+""",
+    keys=3,
+    args=9,
+    calls=(NOW_MS,),
+)
+
+# keys: due, dead letters. argv: letter id, now ms, queue ttl s. Returns the letter's member,
+# due now again, or '' when there is no such letter (replayed already, or past retention).
+_REPLAY_DEAD_LETTER = LuaFunction(
+    "replay_dead_letter",
+    """
+local function replay_dead_letter(keys, argv)
+  local found = redis.call('XRANGE', keys[2], argv[1], argv[1])
+  if #found == 0 then return '' end
+  redis.call('XDEL', keys[2], argv[1])
+  local fields = found[1][2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'member' then
+      redis.call('ZADD', keys[1], argv[2], fields[i + 1])
+      redis.call('EXPIRE', keys[1], argv[3])
+      return fields[i + 1]
+    end
+  end
+  return ''
+end
+""",
+    keys=2,
+    args=3,
+)
+
 WEBHOOK_DEFERRAL_TTL_S = 3600
 # Early callbacks are kept as long as a create may wait for Gladia, and a margin.
 EARLY_MARGIN_S = 60
 EARLY_MAX = 32
 SEEN_PER_EVENT_CAP = 4
+# How deep a JSON document the broker takes in and keeps. Gladia's deepest payloads (a final
+# transcript with translations, down to each word) nest about 10 levels; deeper ones are refused
+# at intake, so that nothing kept is too deep to render (json recurses once per level).
+MAX_JSON_DEPTH = 64
 
 
 class Outcome(Enum):
@@ -259,6 +349,51 @@ class Binding:
     subject: str | None
 
 
+@dataclass(frozen=True)
+class RelayFailure:
+    """How often, and since when, the delivery of one event has failed."""
+
+    attempts: int
+    first_failed_ms: int
+    now_ms: int
+
+    @property
+    def age_ms(self) -> int:
+        return self.now_ms - self.first_failed_ms
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Work given up on: its queue member, the event it stopped at, and why; no payload."""
+
+    member: str
+    session_id: str
+    event_id: str
+    event_type: str
+    attempts: int
+    error: str
+    first_failed_ms: int
+    # The letter's stream id (its time in ms, then a sequence), once stored.
+    id: str = ""
+
+    @property
+    def dead_lettered_ms(self) -> int:
+        return int(self.id.partition("-")[0] or 0)
+
+
+def _dead_letter(raw_id: str, fields: dict[str, str]) -> DeadLetter:
+    return DeadLetter(
+        member=fields.get("member", ""),
+        session_id=fields.get("session", ""),
+        event_id=fields.get("event", ""),
+        event_type=fields.get("type", ""),
+        attempts=int(fields.get("attempts") or 0),
+        error=fields.get("error", ""),
+        first_failed_ms=int(fields.get("first_failed_ms") or 0),
+        id=raw_id,
+    )
+
+
 def early_deliveries(bound: object) -> list[EarlyDelivery]:
     """What `bind_callbacks` returned: the deliveries buffered before the binding."""
     found = []
@@ -268,11 +403,40 @@ def early_deliveries(bound: object) -> list[EarlyDelivery]:
     return found
 
 
-def _entry(raw_id: str, fields: dict[str, str]) -> StreamEntry:
+def nested_deeper_than(limit: int, value: object, text: str | None = None) -> bool:
+    """Whether JSON `value` nests more than `limit` arrays or objects (`{}` alone is 1 deep).
+
+    `text`, the JSON `value` was parsed from, settles a shallow document at once: it cannot
+    nest deeper than it has opening brackets. Level by level, so a deep value cannot recurse.
+    """
+    if text is not None and text.count("{") + text.count("[") <= limit:
+        return False
+    level: list[Any] = [value] if isinstance(value, dict | list) else []
+    for _ in range(limit):
+        if not level:
+            return False
+        inner: list[Any] = []
+        for node in level:
+            items = node.values() if isinstance(node, dict) else node
+            inner.extend(item for item in items if isinstance(item, dict | list))
+        level = inner
+    return bool(level)
+
+
+def _stored_payload(payload_json: str) -> Any:
+    """A stored payload as JSON, or its stored text when it could not be rendered as JSON."""
     try:
-        payload = json.loads(fields.get("payload", "null"))
+        payload = json.loads(payload_json)
+    except RecursionError:
+        return payload_json
     except ValueError:
-        payload = None
+        return None
+    # Kept before intake bounded nesting: rendering it would recurse past Python's limit.
+    return payload_json if nested_deeper_than(MAX_JSON_DEPTH, payload, payload_json) else payload
+
+
+def _entry(raw_id: str, fields: dict[str, str]) -> StreamEntry:
+    payload = _stored_payload(fields.get("payload", "null"))
     return StreamEntry(
         id=raw_id,
         event=fields.get("event", ""),
@@ -313,6 +477,9 @@ class EventStore:
         self._retry_later = LuaScript(client, _RETRY_JOB_LATER)
         self._renew = LuaScript(client, _RENEW_LOCK)
         self._release = LuaScript(client, _RELEASE_LOCK)
+        self._record_relay_failure = LuaScript(client, _RECORD_RELAY_FAILURE)
+        self._dead_letter = LuaScript(client, _DEAD_LETTER)
+        self._replay_dead_letter = LuaScript(client, _REPLAY_DEAD_LETTER)
 
     # --- bindings -------------------------------------------------------------------------
 
@@ -413,6 +580,7 @@ class EventStore:
                 event_stream_key(owner, session_id),
                 events_seen_key(owner, session_id),
                 relay_cursor_key(owner, session_id),
+                relay_failure_key(owner, session_id),
             )
             pipe.hdel(callback_binding_key(owner, request_id), "subject")
             pipe.delete(session_owner_key(session_id))
@@ -443,6 +611,19 @@ class EventStore:
 
     async def advance_relay_cursor(self, owner: str, session_id: str, event_id: str) -> None:
         await self._redis.set(relay_cursor_key(owner, session_id), event_id, ex=self._stream_ttl_s)
+
+    async def record_relay_failure(
+        self, owner: str, session_id: str, event_id: str, error: str
+    ) -> RelayFailure:
+        """Count one more failed delivery of `event_id`, the session's next event to relay."""
+        attempts, first_failed_ms, now_ms = await self._record_relay_failure(
+            keys=[relay_failure_key(owner, session_id)],
+            args=[event_id, error, self._stream_ttl_s],
+        )
+        return RelayFailure(int(attempts), int(first_failed_ms), int(now_ms))
+
+    async def forget_relay_failure(self, owner: str, session_id: str) -> None:
+        await self._redis.delete(relay_failure_key(owner, session_id))
 
     # --- job queues -----------------------------------------------------------------------
 
@@ -496,3 +677,40 @@ class EventStore:
 
     async def release(self, queue: str, member: str, token: str) -> None:
         await self._release(keys=[job_lock_key(queue, member)], args=[token])
+
+    # --- dead letters ---------------------------------------------------------------------
+
+    async def dead_letter(self, queue: str, letter: DeadLetter) -> str:
+        """Give up on a member's work: a letter an operator can list, the member parked.
+
+        Kept as long as the events it names (the stream's TTL), so that a replay finds them.
+        """
+        keys = [job_due_key(queue), job_tries_key(queue), job_dead_letters_key(queue)]
+        args: list[str | int | float] = [
+            letter.member,
+            self._stream_ttl_s * 1000,
+            self._queue_ttl_s,
+            letter.session_id,
+            letter.event_id,
+            letter.event_type,
+            letter.attempts,
+            letter.error,
+            letter.first_failed_ms,
+        ]
+        return str(await self._dead_letter(keys=keys, args=args))
+
+    async def dead_letters(self, queue: str, count: int) -> list[DeadLetter]:
+        """The queue's dead letters, oldest first, at most `count`."""
+        found = await self._redis.xrange(job_dead_letters_key(queue), count=count)
+        return [_dead_letter(raw_id, fields) for raw_id, fields in cast(list[Any], found)]
+
+    async def count_dead_letters(self, queue: str) -> int:
+        return int(await self._redis.xlen(job_dead_letters_key(queue)))
+
+    async def replay_dead_letter(self, queue: str, letter_id: str) -> str | None:
+        """Put a dead letter's member back on its queue, due now; its member, or None."""
+        member = await self._replay_dead_letter(
+            keys=[job_due_key(queue), job_dead_letters_key(queue)],
+            args=[letter_id, _now_ms(), self._queue_ttl_s],
+        )
+        return str(member) or None

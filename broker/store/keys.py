@@ -8,15 +8,17 @@ not empty), and a script, a MULTI or a multi-key command may only touch keys of 
 (CROSSSLOT otherwise). So the keys one script touches together share a tag:
 
 - `{<owner>}`: everything of one subject (its `Subject.key`, already a hash): records, results,
-  index, callbacks, events, leases, creates, idempotency claims. One script can then save a
-  record, confirm the subject's lease and bind callbacks (`broker.sessions.create_writes`), or
-  check a binding, de-duplicate an event, append it and move the record's status (`EventStore`).
+  index, callbacks, events, relay state, leases, creates, reads, idempotency claims. One script
+  can then save a record, confirm the subject's lease and bind callbacks
+  (`broker.sessions.create_writes`), or check a binding, de-duplicate an event, append it and
+  move the record's status (`EventStore`).
 - `{account}`: the account's lease set, shared by every subject, so never in a script with one
   subject's keys (admission runs two scripts, subject first; release is a plain pipeline).
 - `{addr:<bucket>}`: one client address's misses, one key per script; `addr:` keeps it apart
   from an owner's tag.
-- `{jobs}`: every part of every job queue, so `mark`, `finish` and `retry_later` change a
-  queue's due set, generations and tries in one script.
+- `{jobs}`: every part of every job queue, so `mark`, `finish`, `retry_later`, and a dead
+  letter's parking and replay change a queue's due set, generations, tries and dead letters in
+  one script.
 Keys without a tag (`session-owner`, `webhook-*`) are read and written one at a time.
 
 Every key, its type, and the code that sets its TTL (nothing is stored without one); `{o}` is
@@ -38,10 +40,14 @@ the owner's tag, the subject's `Subject.key`:
   `BROKER_DEDUPE_TTL`.
 - `broker:{o}:relay-cursor:<session id>`: string, the last relayed stream id. `EventStore`: as
   the stream.
+- `broker:{o}:relay-failure:<session id>`: hash, the failing relay delivery (`event`,
+  `attempts`, `first_ms`, `error`). `EventStore`: as the stream.
 - `broker:{o}:leases`: sorted set, lease id (request id while pending, then session id) to
   expiry (ms). `Limits`: the longest lease it can hold.
 - `broker:{o}:creates`: sorted set, request id to admission time (ms). `Limits`: the creates
   window.
+- `broker:{o}:reads`: sorted set, one member per unit of read budget spent, to its time (ms),
+  at most `BROKER_READS_PER_MINUTE` of them. `Limits`: the reads window.
 - `broker:{o}:idem:<hash of the Idempotency-Key>`: hash, the claim. `Idempotency`:
   `BROKER_IDEMPOTENCY_TTL`.
 
@@ -56,6 +62,9 @@ Elsewhere:
   `due`.
 - `broker:{jobs}:<queue>:lock:<member>`: string, the holder's token. `EventStore`: the job's
   lease.
+- `broker:{jobs}:<queue>:dead-letters`: stream of work given up on (member, session, event,
+  attempts, error class, first failure), trimmed to the events' TTL at each addition.
+  `EventStore`: as the events, refreshed by each addition. Its members wait, parked, in `due`.
 - `broker:session-owner:<session id>`: string, the owner, for account webhooks (which name only
   the session). `EventStore`: `BROKER_CALLBACK_TTL`.
 - `broker:webhook-message:<message id>`: string, a webhook already handled. `EventStore`:
@@ -130,6 +139,10 @@ def relay_cursor_key(owner: str, session_id: str) -> str:
     return f"broker:{{{owner}}}:relay-cursor:{session_id}"
 
 
+def relay_failure_key(owner: str, session_id: str) -> str:
+    return f"broker:{{{owner}}}:relay-failure:{session_id}"
+
+
 def session_owner_key(session_id: str) -> str:
     return f"broker:session-owner:{session_id}"
 
@@ -167,6 +180,10 @@ def job_lock_key(queue: str, member: str) -> str:
     return f"broker:{{jobs}}:{queue}:lock:{member}"
 
 
+def job_dead_letters_key(queue: str) -> str:
+    return f"broker:{{jobs}}:{queue}:dead-letters"
+
+
 # --- limits (broker.policy.limits) --------------------------------------------------------
 
 
@@ -176,6 +193,10 @@ def subject_leases_key(subject_key: str) -> str:
 
 def subject_creates_key(subject_key: str) -> str:
     return f"broker:{{{subject_key}}}:creates"
+
+
+def subject_reads_key(subject_key: str) -> str:
+    return f"broker:{{{subject_key}}}:reads"
 
 
 @functools.lru_cache(maxsize=4096)

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Match, Route
 
 from broker import errors
 from broker.events.callbacks import CallbackCapabilities
+from broker.identity.oidc import jwks_tls_context
 from broker.observability.logs import AccessLogMiddleware, install_redaction
 from broker.observability.metrics import Metrics
 from broker.policy.init_body import SessionPolicy
@@ -126,10 +127,12 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
     policy = SessionPolicy.from_settings(
         settings, capabilities.callback_config if capabilities.enabled else None
     )
+    # Likewise a BROKER_JWT_CA_FILE that cannot be used.
+    jwks_tls = jwks_tls_context(settings) if "jwt" in settings.auth_modes else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_resources(settings, metrics, policy, capabilities) as resources:
+        async with open_resources(settings, metrics, policy, capabilities, jwks_tls) as resources:
             app.state.resources = resources
             yield
 
@@ -152,6 +155,9 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
             Exception: _unexpected_error,
         },
     )
+    # Starlette would answer `/v1/sessions/` with a redirect built from the Host header, a host
+    # the client chose: a trailing slash is no route (404), and every URL comes from settings.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.metrics = metrics
     return app
@@ -178,5 +184,6 @@ def _middleware(settings: Settings, metrics: Metrics, routes: list[BaseRoute]) -
 def create_metrics_app(broker_app: Starlette) -> Starlette:
     """`/metrics` alone, for a port the gateway does not route to; it reads `broker_app`'s."""
     app = Starlette(routes=list(ops.metrics_routes))
+    app.router.redirect_slashes = False  # as in create_app: no redirect built from Host
     app.state.metrics = broker_app.state.metrics
     return app

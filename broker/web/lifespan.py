@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from broker.events.intake import (
     EventIntake,
 )
 from broker.events.jobs import BackgroundJobs, JobRunner, QueuePolicy
-from broker.events.relay import Relay, open_relay_client
+from broker.events.relay import DeadLetters, Relay, open_relay_client
 from broker.events.results import ResultFetcher
 from broker.events.webhooks import WebhookVerifier
 from broker.gladia.client import GladiaClient, open_http_client
@@ -53,16 +54,20 @@ async def open_resources(
     metrics: Metrics,
     policy: SessionPolicy,
     capabilities: CallbackCapabilities,
+    jwks_tls_context: ssl.SSLContext | None,
 ) -> AsyncIterator[Resources]:
-    """Redis and the HTTP clients, open while the app serves; the background jobs running."""
+    """Redis and the HTTP clients, open while the app serves; the background jobs running.
+
+    `jwks_tls_context` is given in `jwt` mode only: the CAs the identity provider is checked with.
+    """
     async with AsyncExitStack() as opened:
         redis_client = open_redis(settings)
         opened.push_async_callback(redis_client.aclose)
         http_client = open_http_client(settings)
         opened.push_async_callback(http_client.close)
         jwks_client = None
-        if "jwt" in settings.auth_modes:
-            jwks_client = open_jwks_client(settings)
+        if jwks_tls_context is not None:
+            jwks_client = open_jwks_client(settings, jwks_tls_context)
             opened.push_async_callback(jwks_client.aclose)
         relay_client = None
         if settings.relay_url:
@@ -103,7 +108,7 @@ def _build(
     metrics.track_live_sessions(limits.live_leases)
     events = EventStore(clients.redis, settings)
     results = ResultFetcher(store, clients.gladia, limits)
-    jobs, intake = _background_jobs(settings, events, store, results, clients.relay)
+    jobs, intake = _background_jobs(settings, metrics, events, store, results, clients.relay)
     webhooks = WebhookVerifier(settings.gladia_webhook_secrets)
     writes = CreateWrites(
         clients.redis,
@@ -155,6 +160,7 @@ def _authenticator(
 
 def _background_jobs(
     settings: Settings,
+    metrics: Metrics,
     events: EventStore,
     store: SessionStore,
     results: ResultFetcher,
@@ -169,7 +175,8 @@ def _background_jobs(
             backoff_s=settings.relay_backoff_s,
             max_backoff_s=settings.relay_max_backoff_s,
         )
-        relay = Relay(relay_client, events, store, settings)
+        relay = Relay(relay_client, events, store, settings, metrics)
+        metrics.track_relay_dead_letters(DeadLetters(events).count)
         runners.append(JobRunner(events, RELAY_QUEUE, relay, relay_policy, settings.worker_poll_s))
     intake = EventIntake(
         events,

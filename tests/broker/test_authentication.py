@@ -4,7 +4,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from starlette.datastructures import Secret
 
+from broker.identity.credentials import TokenService
+from tests.broker.conftest import BrokerFactory
 from tests.support.tampering import tampered
 
 ROUTES = [
@@ -32,6 +35,41 @@ async def test_a_request_without_a_valid_token_is_401(
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json() == {"type": "about:blank", "title": "Unauthorized", "status": 401}
+
+
+@pytest.mark.parametrize(("method", "path"), [*ROUTES, ("POST", "/v1/tokens")])
+@pytest.mark.parametrize("second", ["valid", "invalid", "empty"])
+async def test_several_authorization_headers_are_refused_not_decided_by_the_first(
+    broker: httpx.AsyncClient,
+    mint: Callable[[str], dict[str, str]],
+    method: str,
+    path: str,
+    second: str,
+) -> None:
+    from tests.broker.conftest import CANARY_SERVICE_KEY
+
+    first = (
+        f"Bearer {CANARY_SERVICE_KEY}" if path == "/v1/tokens" else mint("alice")["Authorization"]
+    )
+    other = {"valid": mint("bob")["Authorization"], "invalid": "Bearer not.a.token", "empty": ""}
+    headers = [("Authorization", first), ("Authorization", other[second])]
+    response = await broker.request(method, path, headers=headers, json={"sub": "alice"})
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "one Authorization header" in response.json()["detail"]
+
+
+async def test_a_signing_key_removed_from_the_list_opens_nothing_once_the_broker_is_rebuilt(
+    broker_factory: BrokerFactory,
+) -> None:
+    old_key, new_key = Secret("retiring-signing-key-" + "o" * 24), Secret("new-key-" + "n" * 32)
+    old_token = TokenService((old_key,), 600, 3600).mint("alice").token
+    headers = {"Authorization": f"Bearer {old_token}"}
+    async with broker_factory(secret_keys=(new_key, old_key)) as rotating:
+        for _ in range(2):  # verified, then answered from the verified-token cache
+            assert (await rotating.get("/v1/sessions", headers=headers)).status_code == 200
+    async with broker_factory(secret_keys=(new_key,)) as rebuilt:
+        assert (await rebuilt.get("/v1/sessions", headers=headers)).status_code == 401
 
 
 async def test_a_tampered_token_gets_the_same_401_as_no_token(

@@ -9,6 +9,7 @@ import pytest
 from starlette.routing import Route
 
 from broker.settings import Settings
+from broker.store.events import MAX_JSON_DEPTH
 from broker.web.app import build_routes
 from tests.broker.conftest import CANARY_SERVICE_KEY
 
@@ -85,3 +86,21 @@ async def test_an_oversized_body_is_413_by_its_declared_length_or_by_counting(
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
     assert streamed.sent <= settings.max_body_bytes + 2 * len(CHUNK)
+
+
+def nested_json(levels: int) -> bytes:
+    return b'{"n":' * (levels - 1) + b"{}" + b"}" * (levels - 1)
+
+
+@pytest.mark.parametrize("path", ["/v1/sessions", "/v2/live"])
+async def test_a_client_body_nested_deeper_than_the_bound_is_refused_saying_so(
+    broker: httpx.AsyncClient, mint: Callable[[str], dict[str, str]], path: str
+) -> None:
+    headers = {**mint("alice"), "content-type": "application/json"}
+    shallow = b'{"language_config": ' + nested_json(MAX_JSON_DEPTH - 1) + b"}"
+    deep = b'{"language_config": ' + nested_json(MAX_JSON_DEPTH) + b"}"
+    refused_by_policy = await broker.post(path, headers=headers, content=shallow)
+    assert "nested deeper" not in refused_by_policy.text
+    answer = await broker.post(path, headers=headers, content=deep)
+    assert answer.status_code == 400
+    assert f"nested deeper than {MAX_JSON_DEPTH} levels" in answer.text

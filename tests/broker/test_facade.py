@@ -87,6 +87,44 @@ async def test_the_python_sdks_placeholder_key_is_let_through(
 
 
 @pytest.mark.parametrize(
+    "values", [("unused", FAKE_REAL_KEY), (FAKE_REAL_KEY, "unused"), ("unused", "unused, x")]
+)
+async def test_a_gladia_key_in_any_of_several_headers_is_refused(
+    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator, values: tuple[str, str]
+) -> None:
+    headers = [*mint("alice").items(), *(("x-gladia-key", value) for value in values)]
+    for method in ("GET", "POST"):
+        response = await broker.request(method, "/v2/live", headers=headers, json={})
+        assert "holds the Gladia API key" in assert_envelope(response, 400, "/v2/live")["message"]
+    assert simulator.calls() == []
+
+
+async def test_the_placeholder_sent_twice_is_still_only_the_placeholder(
+    broker: httpx.AsyncClient, mint: Headers
+) -> None:
+    headers = [*mint("alice").items(), ("x-gladia-key", "unused"), ("x-gladia-key", "unused")]
+    assert (await broker.get("/v2/live", headers=headers)).status_code == 200
+
+
+async def test_two_authorization_headers_are_refused_in_gladias_envelope(
+    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator
+) -> None:
+    headers = [*mint("alice").items(), *mint("bob").items()]
+    response = await broker.post("/v2/live", headers=headers, json={})
+    assert "one Authorization header" in assert_envelope(response, 401, "/v2/live")["message"]
+    assert simulator.calls() == []
+
+
+async def test_two_idempotency_keys_on_the_facade_are_refused(
+    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator
+) -> None:
+    headers = [*mint("alice").items(), ("idempotency-key", "key-one"), ("idempotency-key", "two")]
+    response = await broker.post("/v2/live", headers=headers, json={})
+    assert "Idempotency-Key" in assert_envelope(response, 400, "/v2/live")["message"]
+    assert simulator.calls() == []
+
+
+@pytest.mark.parametrize(
     ("body", "validation_errors"),
     [
         (

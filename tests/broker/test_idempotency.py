@@ -153,3 +153,15 @@ async def test_a_malformed_key_is_refused_by_name(
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "Idempotency-Key"
     assert simulator.calls() == []
+
+
+async def test_two_keys_on_one_request_are_refused_not_decided_by_the_first(
+    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator
+) -> None:
+    headers = [*mint("alice").items(), ("Idempotency-Key", "order-1"), ("Idempotency-Key", "b")]
+    response = await broker.post("/v1/sessions", headers=headers, json=BODY)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "Idempotency-Key", "message": "must be sent once"}
+    ]
+    assert simulator.calls() == []

@@ -1,5 +1,6 @@
 """Capability URLs: minted per create, verified with their own salt and lifetime."""
 
+import json
 import time
 
 import pytest
@@ -14,6 +15,7 @@ from broker.events.callbacks import (
     parse_webhook,
 )
 from broker.identity.credentials import TokenService
+from broker.store.events import MAX_JSON_DEPTH
 from tests.support.tampering import tampered
 
 KEYS = (Secret("new-signing-key-" + "n" * 24), Secret("old-signing-key-" + "o" * 24))
@@ -64,6 +66,15 @@ def test_a_capability_is_not_a_user_token() -> None:
 
     with pytest.raises(Unauthorized):
         TokenService(KEYS, 3600, 3600).verify(capabilities().mint(BINDING))
+
+
+def test_a_capability_verified_and_cached_under_one_key_set_is_not_found_under_the_next() -> None:
+    minted = capabilities(keys=(KEYS[1],)).mint(BINDING)
+    rotating = capabilities()
+    for _ in range(2):  # verified, then answered from the cache
+        assert rotating.verify(minted) == BINDING
+    with pytest.raises(NotFound):
+        capabilities(keys=(KEYS[0],)).verify(minted)
 
 
 def test_a_capability_from_other_keys_is_not_found() -> None:
@@ -120,3 +131,48 @@ def test_webhooks_about_other_things_than_live_sessions_are_ignored() -> None:
     assert parse_webhook(b'{"event": "transcription.success", "payload": {"id": "j"}}') is None
     delivery = parse_webhook(b'{"event": "live.end_session", "payload": {"id": "s-1"}}')
     assert delivery is not None and delivery.session_id == "s-1"
+
+
+def nested(levels: int) -> str:
+    """JSON text of an object `levels` deep: {"n": {"n": … {} …}} (too deep for json.dumps)."""
+    return '{"n":' * (levels - 1) + "{}" + "}" * (levels - 1)
+
+
+def callback_nested(body_levels: int) -> bytes:
+    """A live.transcript callback whose body nests `body_levels` deep in all."""
+    payload = f'{{"type": "transcript", "data": {nested(body_levels - 2)}}}'
+    return f'{{"id": "s1", "event": "live.transcript", "payload": {payload}}}'.encode()
+
+
+def test_a_callback_as_deep_as_the_bound_is_accepted() -> None:
+    assert parse_callback(callback_nested(MAX_JSON_DEPTH)).payload["type"] == "transcript"
+
+
+@pytest.mark.parametrize("levels", [MAX_JSON_DEPTH + 1, 1_000, 100_000])
+def test_a_callback_nested_deeper_than_the_bound_is_refused_saying_so(levels: int) -> None:
+    with pytest.raises(BadRequest, match=f"nested deeper than {MAX_JSON_DEPTH} levels"):
+        parse_callback(callback_nested(levels))
+
+
+def test_a_webhook_nested_deeper_than_the_bound_is_refused_saying_so() -> None:
+    payload = f'{{"id": "s-1", "extra": {nested(MAX_JSON_DEPTH)}}}'
+    body = f'{{"event": "live.end_session", "payload": {payload}}}'
+    with pytest.raises(BadRequest, match=f"nested deeper than {MAX_JSON_DEPTH} levels"):
+        parse_webhook(body.encode())
+
+
+def test_gladias_deepest_callback_is_well_within_the_bound() -> None:
+    # A post_final_transcript with translations (the contract reference, 3.3 and 3.4.5): body,
+    # payload, data, translation, results, result, utterances, utterance, words, word: 10 deep.
+    word = {"word": "Hola", "start": 0.0, "end": 0.3, "confidence": 0.9}
+    utterance = {"text": "Hola", "language": "es", "words": [word]}
+    translated = {"full_transcript": "Hola", "languages": ["es"], "utterances": [utterance]}
+    data = {
+        "metadata": {"audio_duration": 1.0},
+        "transcription": {"full_transcript": "Hello", "utterances": [utterance]},
+        "translation": {"success": True, "error": None, "results": [translated]},
+    }
+    payload = {"session_id": "s1", "type": "post_final_transcript", "data": data}
+    body = {"id": "s1", "event": "live.post_final_transcript", "payload": payload}
+    assert parse_callback(json.dumps(body).encode()).payload == payload
+    assert MAX_JSON_DEPTH >= 10 * 4

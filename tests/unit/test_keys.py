@@ -105,3 +105,13 @@ def test_every_part_of_a_job_queue_is_on_one_slot() -> None:
         keys.job_due_key("result-fetch"),
     ]
     assert {key_slot(key.encode()) for key in queue_keys} == {key_slot(b"jobs")}
+
+
+def test_read_budget_and_dead_letter_keys_are_named_as_stored_on_their_slots() -> None:
+    assert keys.subject_reads_key(OWNER) == "broker:{owner-a}:reads"
+    assert keys.relay_failure_key(OWNER, "s1") == "broker:{owner-a}:relay-failure:s1"
+    assert keys.job_dead_letters_key("relay") == "broker:{jobs}:relay:dead-letters"
+    owner_slot = {key_slot(b"owner-a")}
+    assert {key_slot(keys.subject_reads_key(OWNER).encode())} == owner_slot
+    assert {key_slot(keys.relay_failure_key(OWNER, "s1").encode())} == owner_slot
+    assert key_slot(keys.job_dead_letters_key("relay").encode()) == key_slot(b"jobs")

@@ -79,6 +79,18 @@ def test_a_token_of_a_retired_key_is_401() -> None:
         authenticate(service(KEY), f"Bearer {old_token}")
 
 
+def test_a_token_verified_and_cached_under_one_key_set_is_401_under_the_next() -> None:
+    old_token = service(OLD_KEY).mint("user-42").token
+    rotating = service(KEY, OLD_KEY)
+    for _ in range(2):  # verified, then answered from the cache
+        assert rotating.verify(old_token) == Subject("user-42")
+    # Keys are fixed when a TokenService is built (settings are read once): removing one means
+    # a new service, whose cache starts empty, in this process as on every restarted instance.
+    with pytest.raises(Unauthorized):
+        service(KEY).verify(old_token)
+    assert rotating.verify(old_token) == Subject("user-42"), "each key set keeps its own cache"
+
+
 def test_a_well_signed_payload_without_a_subject_is_401() -> None:
     serializer = URLSafeTimedSerializer([str(KEY)], salt=USER_TOKEN_SALT)
     for payload in ({"exp": int(time.time()) + 60}, ["user-42"], {"sub": "u", "exp": "never"}):

@@ -9,7 +9,8 @@ ERROR_DESCRIPTIONS = {
     "fields that are not allowed (Gladia answers those 400)",
     401: "No valid credential",
     404: "No such session (or not the caller's: the two look the same)",
-    429: "A limit is reached (live sessions, creates per minute, failed attempts); see Retry-After",
+    429: "A limit is reached (live sessions, creates or reads per minute, failed attempts); "
+    "see Retry-After",
     405: "The path exists, not with this method",
     403: "The session is still live at Gladia (the /v2/ facade, as Gladia answers)",
     409: "The session is still live at Gladia, or an Idempotency-Key was spent",

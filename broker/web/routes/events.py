@@ -49,7 +49,7 @@ def _cursor(value: str | None, name: str) -> str:
 async def session_events(request: Request) -> Response:
     found = resources(request)
     subject = await found.authenticator.authenticate_request(request)
-    record = await found.sessions.owned(subject, request.path_params["session_id"])
+    record = await found.sessions.readable(subject, request.path_params["session_id"])
     if "text/event-stream" in request.headers.get("accept", ""):
         if request.headers.get("last-event-id"):
             cursor = _cursor(request.headers["last-event-id"], "Last-Event-ID")

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from broker.errors import BadRequest, FieldProblem, InvalidFields, NotFound, UpstreamTimeout
 from broker.identity.credentials import Subject
-from broker.policy.idempotency import IDEMPOTENCY_HEADER
+from broker.policy.idempotency import idempotency_key_of
 from broker.settings import GLADIA_REGIONS
 from broker.store.records import SessionRecord
 from broker.web.http import bounded_int, json_response, read_json
@@ -43,8 +43,8 @@ FILE_HEADERS = ("content-type", "content-length", "content-disposition")
 
 def refuse_gladia_key(headers: Headers) -> None:
     """A client that sends a Gladia key has put the key where it does not belong."""
-    offered = headers.get("x-gladia-key")
-    if offered is None or offered == KEY_PLACEHOLDER:
+    # Every copy of the header: one placeholder must not carry a real key past this check.
+    if all(offered == KEY_PLACEHOLDER for offered in headers.getlist("x-gladia-key")):
         return
     # The value is never logged: it may be a real key.
     logger.warning("refused a request carrying an x-gladia-key header")
@@ -73,7 +73,7 @@ async def create_live_session(request: Request) -> Response:
     found, subject = await authenticate(request)
     region = query_region(request)
     body = await read_json(request, found.settings.max_body_bytes, required=False)
-    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+    idempotency_key = idempotency_key_of(request.headers)
     record = await found.creator.create(subject, body, region, idempotency_key)
     created = {"id": record.id, "created_at": record.created_at, "url": record.url}
     return json_response(created, 201, no_store=True)
@@ -81,7 +81,7 @@ async def create_live_session(request: Request) -> Response:
 
 async def get_live_session(request: Request) -> Response:
     found, subject = await authenticate(request)
-    record = await found.sessions.owned(subject, request.path_params["session_id"])
+    record = await found.sessions.readable(subject, request.path_params["session_id"])
     return json_response(await found.sessions.result(record), no_store=True)
 
 
@@ -90,7 +90,7 @@ async def list_live_sessions(request: Request) -> Response:
     offset, limit = page_window(request)
     page = await found.sessions.window(subject, offset, limit)
     items = await results_of(found, page.records)
-    links = page_links(list_url(request, found), offset, limit, page.next_cursor is not None)
+    links = page_links(list_url(found), offset, limit, page.next_cursor is not None)
     return json_response({**links, "items": items}, no_store=True)
 
 
@@ -104,7 +104,7 @@ async def delete_live_session(request: Request) -> Response:
 async def get_live_session_file(request: Request) -> Response:
     """The recorded audio, passed through chunk by chunk as Gladia sends it."""
     found, subject = await authenticate(request)
-    record = await found.sessions.owned(subject, request.path_params["session_id"])
+    record = await found.sessions.readable(subject, request.path_params["session_id"])
     stack = AsyncExitStack()
     # Entered here, so a Gladia 404 is answered 404 before any byte of a 200 is sent.
     upstream = await stack.enter_async_context(found.sessions.audio(record))
@@ -161,10 +161,10 @@ async def results_of(found: Resources, records: list[SessionRecord]) -> list[dic
     return [item for item in fetched if item is not None]
 
 
-def list_url(request: Request, found: Resources) -> str:
-    """The collection's absolute URL as clients reach it, for Gladia's pagination links."""
-    origin = found.settings.public_url or str(request.base_url).rstrip("/")
-    return f"{origin}/v2/live"
+def list_url(found: Resources) -> str:
+    """The collection's URL for Gladia's pagination links: never built from the Host header."""
+    # Without BROKER_PUBLIC_URL the links are relative; the SDKs read only their query.
+    return f"{found.settings.public_url or ''}/v2/live"
 
 
 def page_links(base: str, offset: int, limit: int, more: bool) -> dict[str, str | None]:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from broker.policy.idempotency import IDEMPOTENCY_HEADER
+from broker.policy.idempotency import idempotency_key_of
 from broker.store.records import SessionRecord
 from broker.web.http import bounded_int, json_response, read_json
 from broker.web.resources import resources
@@ -36,7 +36,7 @@ async def create_session(request: Request) -> Response:
     found = resources(request)
     subject = await found.authenticator.authenticate_request(request)
     body = await read_json(request, found.settings.max_body_bytes, required=False)
-    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+    idempotency_key = idempotency_key_of(request.headers)
     record = await found.creator.create(subject, body, idempotency_key=idempotency_key)
     view = session_view(record)
     view.pop("status")
@@ -53,7 +53,7 @@ async def get_session(request: Request) -> Response:
 async def get_result(request: Request) -> Response:
     found = resources(request)
     subject = await found.authenticator.authenticate_request(request)
-    record = await found.sessions.owned(subject, request.path_params["session_id"])
+    record = await found.sessions.readable(subject, request.path_params["session_id"])
     return json_response(await found.sessions.result(record), no_store=True)
 
 

@@ -9,9 +9,10 @@ from dataclasses import replace
 import httpx
 import pytest
 import time_machine
+from starlette.datastructures import Secret
 
 from broker.events.callbacks import CallbackBinding
-from broker.identity.credentials import Subject
+from broker.identity.credentials import Subject, TokenService
 from broker.settings import Settings
 from tests.broker.conftest import BrokerFactory, Simulator
 from tests.broker.events.conftest import (
@@ -92,6 +93,28 @@ async def test_an_expired_capability_is_not_found(
     assert await events_of(broker, session_id, alice) == []
 
 
+async def test_a_signing_key_removed_from_the_list_opens_no_callback_once_rebuilt(
+    broker_factory: BrokerFactory, simulator: Simulator
+) -> None:
+    old_key, new_key = Secret("retiring-signing-key-" + "o" * 24), Secret("new-key-" + "n" * 32)
+    alice = {"Authorization": f"Bearer {TokenService((old_key,), 600, 3600).mint('alice').token}"}
+    async with broker_factory(secret_keys=(old_key,)) as before_rotation:
+        created = await before_rotation.post("/v1/sessions", headers=alice, json={})
+    session_id = str(created.json()["id"])
+    path = capability_path(simulator, session_id)  # signed with the old key
+    bodies = [
+        callback_body(session_id, f"live.{name}") for name in ("start_session", "start_recording")
+    ]
+    async with broker_factory(secret_keys=(new_key, old_key)) as rotating:
+        for body in bodies:  # verified, then answered from the verified-capability cache
+            assert (await rotating.post(path, json=body)).status_code == 204
+    end = callback_body(session_id, "live.end_session")
+    async with broker_factory(secret_keys=(new_key,)) as rebuilt:
+        assert (await rebuilt.post(path, json=end)).status_code == 404
+    async with broker_factory(secret_keys=(new_key, old_key)) as still_rotating:
+        assert (await still_rotating.post(path, json=end)).status_code == 204, "only the key"
+
+
 async def test_a_deleted_sessions_events_go_with_it_and_its_capability_is_not_found(
     broker: httpx.AsyncClient, mint: Headers, simulator: Simulator, redis_url: str
 ) -> None:
@@ -139,6 +162,27 @@ async def test_a_malformed_callback_is_a_bad_request(
     session_id = await create(broker, mint("alice"))
     answer = await broker.post(capability_path(simulator, session_id), content=content)
     assert answer.status_code == status
+
+
+async def test_a_callback_nested_a_thousand_levels_is_refused_and_the_history_still_reads(
+    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator
+) -> None:
+    alice = mint("alice")
+    session_id = await create(broker, alice)
+    path = capability_path(simulator, session_id)
+    assert (
+        await broker.post(path, json=callback_body(session_id, "live.start_recording"))
+    ).status_code == 204
+    deep = '{"n":' * 1000 + "{}" + "}" * 1000  # about 6 KB
+    content = (
+        f'{{"id":"{session_id}","event":"live.transcript","payload":{{"type":"transcript",'
+        f'"data":{deep}}}}}'
+    ).encode()
+    answer = await broker.post(path, content=content, headers={"content-type": "application/json"})
+    assert answer.status_code == 400
+    assert "nested deeper than" in answer.json()["detail"]
+    events = await events_of(broker, session_id, alice)
+    assert [event["event"] for event in events] == ["live.start_recording"]
 
 
 async def test_an_oversized_callback_is_refused_before_it_is_read(

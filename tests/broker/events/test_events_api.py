@@ -6,8 +6,12 @@ from dataclasses import replace
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis, RedisCluster
+from redis.typing import EncodableT, FieldT
 
+from broker.identity.credentials import Subject
 from broker.settings import Settings
+from broker.store.keys import event_stream_key
 from tests.broker.conftest import Simulator
 from tests.broker.events.conftest import (
     Headers,
@@ -172,6 +176,60 @@ async def test_event_streams_beyond_the_cap_are_refused_with_retry_after(
         await asyncio.wait_for(follower, timeout=10)
         again = await broker.client.get(url, headers={"accept": "text/event-stream", **alice})
         assert again.status_code == 200, "the slot was given back when the stream ended"
+
+
+async def append_straight_to_redis(
+    settings: Settings, owner: str, session_id: str, payload_json: str
+) -> None:
+    """An entry in the session's stream as the store's script writes one, bypassing intake."""
+    assert settings.redis_url is not None
+    client: Redis | RedisCluster
+    if settings.redis_cluster:
+        client = RedisCluster.from_url(settings.redis_url)
+    else:
+        client = Redis.from_url(settings.redis_url)
+    fields: dict[FieldT, EncodableT] = {
+        "event": "live.transcript",
+        "source": "callback",
+        "received_at": "2026-11-25T10:00:00.000Z",
+        "payload": payload_json,
+    }
+    try:
+        await client.xadd(event_stream_key(owner, session_id), fields)
+    finally:
+        await client.aclose()
+
+
+async def test_a_stored_entry_too_deep_to_render_is_given_as_its_stored_text(
+    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator, settings: Settings
+) -> None:
+    alice = mint("alice")
+    session_id = str((await broker.post("/v1/sessions", headers=alice, json={})).json()["id"])
+    path = capability_path(simulator, session_id)
+    assert (
+        await broker.post(path, json=callback_body(session_id, "live.start_recording"))
+    ).status_code == 204
+    # Stored before intake bounded nesting: about 6 KB, a thousand levels deep.
+    deep = '{"type":"transcript","data":' + '{"n":' * 1000 + "{}" + "}" * 1000 + "}"
+    await append_straight_to_redis(settings, Subject("alice").key, session_id, deep)
+    assert (
+        await broker.post(path, json=callback_body(session_id, "live.end_session"))
+    ).status_code == 204
+    url = f"/v1/sessions/{session_id}/events"
+    for _ in range(2):  # every call, not only the first
+        page = await broker.get(url, headers=alice)
+        assert page.status_code == 200
+        items = page.json()["items"]
+        assert [item["event"] for item in items] == [
+            "live.start_recording",
+            "live.transcript",
+            "live.end_session",
+        ]
+        assert items[1]["payload"] == deep
+        assert items[0]["payload"]["type"] == "start_recording"
+    stream = await broker.get(url, headers={"accept": "text/event-stream", **alice})
+    assert stream.status_code == 200
+    assert [event["payload"] == deep for event in parse_sse(stream.text)] == [False, True, False]
 
 
 async def until(condition: Any, timeout_s: float = 10) -> None:

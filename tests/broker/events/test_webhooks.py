@@ -148,6 +148,21 @@ async def test_forged_or_malformed_webhooks_are_refused_and_store_nothing(
     assert redis_snapshot(redis_url) == before
 
 
+async def test_a_signed_webhook_nested_too_deep_is_refused_saying_so_and_stores_nothing(
+    broker: InProcess, mint: Headers, simulator: Simulator, redis_url: str, frozen: None
+) -> None:
+    session_id = await create(broker, mint("alice"))
+    deep = '{"n":' * 100 + "{}" + "}" * 100
+    body = (
+        f'{{"event":"live.end_session","payload":{{"id":"{session_id}","extra":{deep}}}}}'
+    ).encode()
+    before = redis_snapshot(redis_url)
+    answer = await broker.client.post("/v1/webhooks/gladia", content=body, headers=signed(body))
+    assert answer.status_code == 400
+    assert "nested deeper than" in answer.json()["detail"]
+    assert redis_snapshot(redis_url) == before
+
+
 async def test_the_documented_svix_vector_verifies_under_its_own_clock(
     broker: InProcess,
 ) -> None:
