@@ -1,7 +1,8 @@
 // The broker's demo page: microphone → AudioWorklet → 16-bit PCM → the session's WebSocket,
 // in three ways: a plain WebSocket on a session from POST /v1/sessions (with resume done by
 // hand), and Gladia's official JS SDK, either through the /v2/live facade or with
-// connectSession on a session from /v1/sessions. The Gladia key never reaches this page.
+// connectSession on a session from /v1/sessions. The Gladia key never reaches this page, and
+// nothing it shows or logs carries the user's token or a session URL's token.
 'use strict';
 
 (() => {
@@ -16,6 +17,24 @@
   // Gladia refuses frames over 1 MiB; the SDKs re-send in 512 KiB pieces.
   const RESUME_PIECE_BYTES = 512 * 1024;
   const MAX_FAILED_CONNECTIONS = 5;
+  // What a person can do about each refusal; the broker's own title and detail come first.
+  const HINTS = {
+    400: 'The broker refused the request as sent.',
+    401: 'The token is missing, invalid or expired: mint a new one (`broker token mint --sub you`, ' +
+      'or POST /v1/tokens from your backend) and paste it above.',
+    403: 'This token may not do that.',
+    404: 'The broker knows no such session for this user (it may have ended and expired).',
+    429: 'A limit was reached (live sessions per user, creates per minute, or the account cap).',
+    502: 'Gladia answered badly; the broker did not pass it on.',
+    503: 'The broker or Gladia is unavailable for now.',
+    504: 'Gladia did not answer in time.',
+  };
+  const REASONS = {
+    400: 'Bad request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not found',
+    409: 'Conflict', 413: 'Payload too large', 422: 'Invalid request fields',
+    429: 'Too many requests', 500: 'Internal error', 502: 'Bad gateway',
+    503: 'Service unavailable', 504: 'Gateway timeout',
+  };
 
   const $ = (id) => document.getElementById(id);
   let current = null;
@@ -25,20 +44,40 @@
     return code === 1000 || code === 1001 || (code >= 4400 && code <= 4499);
   }
 
+  // Belt and braces: whatever text reaches the screen, a URL's token or the user's does not.
+  function redact(text) {
+    let safe = String(text).replace(/token=[^&\s'"]+/gi, 'token=[redacted]');
+    const userToken = $('token').value.trim();
+    if (userToken) safe = safe.split(userToken).join('[your token]');
+    return safe;
+  }
+
   function log(text) {
     const item = document.createElement('li');
-    item.textContent = `${new Date().toISOString().slice(11, 23)}  ${text}`;
+    item.textContent = `${new Date().toISOString().slice(11, 23)}  ${redact(text)}`;
     $('log').append(item);
     item.scrollIntoView({ block: 'nearest' });
   }
 
-  function setState(state, label) {
-    document.body.dataset.state = state;
-    $('status').textContent = label || state;
+  // One word per state (idle, starting, connecting, live, reconnecting, ending, ended, failed),
+  // kept in order in the timeline so that a person (and the test) sees every step.
+  function setState(state, detail) {
+    if (document.body.dataset.state !== state) {
+      document.body.dataset.state = state;
+      const step = document.createElement('li');
+      step.dataset.state = state;
+      step.textContent = state;
+      step.title = new Date().toISOString().slice(11, 23);
+      $('timeline').append(step);
+    }
+    $('status').textContent = state;
+    $('status-detail').textContent = detail ? redact(detail) : '';
   }
 
   function countReconnect() {
-    document.body.dataset.reconnects = String(Number(document.body.dataset.reconnects) + 1);
+    const count = Number(document.body.dataset.reconnects) + 1;
+    document.body.dataset.reconnects = String(count);
+    $('reconnects').textContent = String(count);
   }
 
   function showSession(id) {
@@ -50,48 +89,168 @@
     return new Promise((resolve) => setTimeout(resolve, ms));
   }
 
+  // A refusal from the broker (problem+json) or the facade (Gladia's envelope), in its words.
+  class ApiError extends Error {
+    constructor({ status, title, detail, retryAfterS, request }) {
+      super(detail ? `${title}: ${detail}` : title);
+      this.name = 'ApiError';
+      this.status = status;
+      this.title = title;
+      this.detail = detail;
+      this.retryAfterS = retryAfterS;
+      this.request = request;
+    }
+
+    // Worth asking again later: limits, upstream trouble, and no answer at all.
+    get retryable() {
+      return this.status === undefined || this.status === 408 || this.status === 429 ||
+        this.status >= 500;
+    }
+  }
+
+  function retryAfterS(headers) {
+    const value = headers && (headers.get ? headers.get('Retry-After') : headers['retry-after']);
+    const seconds = Number(value);
+    return value && Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
+  }
+
   function token() {
     const value = $('token').value.trim();
-    if (!value) throw new Error('A user token is needed: paste one above');
+    if (!value) throw new Error('a user token is needed: paste one above');
     return value;
   }
 
   async function api(method, path, body) {
     const headers = { Authorization: `Bearer ${token()}` };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    const request = `${method} ${path}`;
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError({
+        title: 'The broker did not answer',
+        detail: `${request} could not reach it: is it still running, and is the network up?`,
+        request,
+      });
+    }
     const payload = await response.json().catch(() => ({}));
     if (!response.ok) {
-      const reason = payload.detail || payload.title || payload.message || response.statusText;
-      throw new Error(`${method} ${path} answered ${response.status}: ${reason}`);
+      throw new ApiError({
+        status: response.status,
+        title: payload.title || REASONS[response.status] || `HTTP ${response.status}`,
+        detail: payload.detail || payload.message,
+        retryAfterS: retryAfterS(response.headers),
+        request,
+      });
     }
     return payload;
   }
 
+  // The SDK's HttpError (status, Gladia's envelope as responseBody), possibly wrapped by its
+  // retries in an Error whose cause is an AggregateError of every attempt.
+  function fromSdkError(error) {
+    if (error instanceof ApiError) return error;
+    let found = error;
+    for (let depth = 0; found && depth < 4; depth += 1) {
+      if (typeof found.status === 'number') {
+        const body = typeof found.responseBody === 'object' && found.responseBody ? found.responseBody : {};
+        return new ApiError({
+          status: found.status,
+          title: REASONS[found.status] || `HTTP ${found.status}`,
+          detail: body.message,
+          retryAfterS: retryAfterS(found.responseHeaders),
+          request: found.method && found.url ? `${found.method} ${new URL(found.url).pathname}` : undefined,
+        });
+      }
+      found = found.cause && Array.isArray(found.cause.errors) ? found.cause.errors.at(-1) : found.cause;
+    }
+    return error;
+  }
+
+  // Why something failed, in words: a title, the broker's detail, and what to do about it.
+  function showError(error, doing) {
+    const problem = fromSdkError(error);
+    let title;
+    let detail;
+    let hint = '';
+    if (problem instanceof ApiError) {
+      title = problem.status ? `${problem.status} ${problem.title}` : problem.title;
+      if (problem.status === undefined) {
+        detail = problem.detail;
+      } else {
+        const where = `${problem.request || doing} was refused`;
+        detail = problem.detail ? `${where}: ${problem.detail}` : `${where}.`;
+      }
+      hint = HINTS[problem.status] || '';
+      if (problem.retryable) {
+        hint += problem.retryAfterS !== undefined
+          ? ` Try again in ${problem.retryAfterS} s.`
+          : ' Try again in a moment.';
+      }
+    } else if (error && error.name === 'NotAllowedError') {
+      title = 'No microphone';
+      detail = 'The browser did not allow the microphone.';
+      hint = 'Allow it for this page, then press Start again.';
+    } else {
+      title = `${doing} failed`;
+      detail = (error && error.message) || String(error);
+    }
+    const box = $('error');
+    box.dataset.status = problem && problem.status ? String(problem.status) : '';
+    $('error-title').textContent = redact(title);
+    $('error-detail').textContent = redact(detail);
+    $('error-hint').textContent = redact(hint.trim());
+    box.hidden = false;
+    log(`${doing}: ${title}. ${detail}`);
+  }
+
+  function clearError() {
+    $('error').hidden = true;
+    $('error').dataset.status = '';
+  }
+
+  // Partials in place, in a lighter style, until the utterance's final replaces them.
+  function showTranscript(data) {
+    const utteranceId = data.id === undefined ? 'current' : String(data.id);
+    const list = $('transcript');
+    let item = [...list.children].find((child) => child.dataset.utterance === utteranceId &&
+      !child.classList.contains('final'));
+    if (!item) {
+      item = document.createElement('li');
+      item.dataset.utterance = utteranceId;
+      item.dataset.partials = '0';
+      list.append(item);
+    }
+    item.textContent = data.utterance.text;
+    if (data.is_final) {
+      item.className = 'final';
+    } else {
+      item.className = 'partial';
+      item.dataset.partials = String(Number(item.dataset.partials) + 1);
+    }
+    item.scrollIntoView({ block: 'nearest' });
+  }
+
+  function showFullTranscript(transcription) {
+    if (transcription && typeof transcription.full_transcript === 'string') {
+      $('full-text').textContent = transcription.full_transcript;
+      $('full').hidden = false;
+    }
+  }
+
   function showMessage(message) {
     if (message.type === 'transcript') {
-      const text = message.data.utterance.text;
-      if (message.data.is_final) {
-        const item = document.createElement('li');
-        item.className = 'final';
-        item.textContent = text;
-        $('finals').append(item);
-        $('partial').textContent = '';
-      } else {
-        $('partial').textContent = text;
-      }
+      showTranscript(message.data);
     } else if (message.type === 'post_final_transcript' || message.type === 'post_transcript') {
-      const transcription = message.data.transcription || message.data;
-      if (transcription && typeof transcription.full_transcript === 'string') {
-        $('full-text').textContent = transcription.full_transcript;
-        $('full').hidden = false;
-      }
+      showFullTranscript(message.data.transcription || message.data);
     } else if (message.type === 'error') {
-      log(`Gladia error: ${JSON.stringify(message.data)}`);
+      const reason = message.data && message.data.message ? message.data.message : JSON.stringify(message.data);
+      log(`Gladia error: ${reason}`);
     }
   }
 
@@ -143,11 +302,15 @@
       this.resultPath = `/v1/sessions/${created.id}/result`;
       showSession(created.id);
       log(`POST /v1/sessions → session ${created.id}`);
-      this.connect(created.url);
+      this.connect(created.url, false);
     }
 
-    connect(url) {
-      setState('connecting', 'connecting');
+    connect(url, resuming) {
+      if (resuming) {
+        setState('reconnecting', `opening session ${this.id}'s socket again`);
+      } else {
+        setState('connecting', 'opening the session\'s socket');
+      }
       const socket = new WebSocket(url);
       socket.binaryType = 'arraybuffer';
       this.socket = socket;
@@ -159,13 +322,14 @@
           socket.send(pending.subarray(offset, offset + RESUME_PIECE_BYTES));
         }
         if (pending.length) log(`re-sent ${pending.length} unacknowledged bytes`);
+        if (resuming) clearError();
         if (this.stopping) {
           socket.send(JSON.stringify({ type: 'stop_recording' }));
-          setState('ending', 'stopping: waiting for the last transcripts');
+          setState('ending', 'waiting for the last transcripts');
         } else {
-          setState('streaming', 'streaming');
+          setState('live', resuming ? `resumed session ${this.id}` : 'streaming the microphone');
         }
-        log('socket open');
+        log(resuming ? `socket open again on session ${this.id}` : 'socket open');
       };
       socket.onmessage = (event) => this.onMessage(JSON.parse(event.data));
       socket.onclose = (event) => {
@@ -204,11 +368,12 @@
       }
       this.failedConnections += 1;
       if (this.failedConnections > MAX_FAILED_CONNECTIONS) {
-        this.finish(`gave up after ${MAX_FAILED_CONNECTIONS} failed connections`);
+        showError(new Error(`the socket failed ${MAX_FAILED_CONNECTIONS} times in a row`), 'Reconnecting');
+        this.finish(`gave up after ${MAX_FAILED_CONNECTIONS} failed connections`, 'failed');
         return;
       }
       countReconnect();
-      setState('reconnecting', `reconnecting (socket closed with ${code})`);
+      setState('reconnecting', `socket closed with ${code}: asking the broker for session ${this.id}`);
       log(`socket closed with ${code}: asking the broker for session ${this.id}`);
       await sleep(Math.min(300 * 2 ** (this.failedConnections - 1), 5000));
       while (!this.ended) {
@@ -219,17 +384,26 @@
             return;
           }
           log(`GET /v1/sessions/${this.id} → the same session (${found.status}): resuming`);
-          this.connect(found.url);
+          this.connect(found.url, true);
           return;
         } catch (error) {
-          log(`${error.message}: trying again`);
-          await sleep(1000);
+          if (!(error instanceof ApiError) || !error.retryable) {
+            showError(error, `Reconnecting to session ${this.id}`);
+            this.finish('the broker refused the reconnect', 'failed');
+            return;
+          }
+          showError(error, `Reconnecting to session ${this.id}`);
+          const waitS = error.retryAfterS !== undefined ? error.retryAfterS : 1;
+          setState('reconnecting', `the broker answered ${error.title}: asking again in ${waitS} s`);
+          await sleep(waitS * 1000);
         }
       }
     }
 
     drop() {
       // What a network drop looks like to Gladia: an abnormal close, then the same URL again.
+      // 4500 is the code Gladia's own resume sample closes with.
+      log('simulating a network drop: closing the socket with 4500');
       if (this.socket) this.socket.close(4500, 'demo: simulated network drop');
     }
 
@@ -238,13 +412,13 @@
       if (this.socket && this.socket.readyState === WebSocket.OPEN) {
         this.socket.send(JSON.stringify({ type: 'stop_recording' }));
       }
-      setState('ending', 'stopping: waiting for the last transcripts');
+      setState('ending', 'waiting for the last transcripts');
     }
 
-    finish(why) {
+    finish(why, state) {
       this.ended = true;
       log(`session ended: ${why}`);
-      ended(this);
+      ended(this, state);
     }
 
     fetchResult() {
@@ -256,6 +430,7 @@
   class SdkSession {
     constructor(mode) {
       this.mode = mode;
+      this.failed = false;
     }
 
     async start() {
@@ -285,25 +460,32 @@
         this.id = started.id;
         showSession(started.id);
         log(`session ${started.id} created`);
+        // The SDK says 'connecting' only for its reconnects (its first comes before any
+        // listener), so the first one is said here.
+        setState('connecting', 'opening the session\'s socket');
       });
       session.on('connecting', ({ attempt }) => {
         if (attempt > 1) {
           countReconnect();
-          setState('reconnecting', `reconnecting (connection ${attempt})`);
+          setState('reconnecting', `the SDK opens session ${this.id}'s socket again (connection ${attempt})`);
           log(`SDK reconnecting to the same session (connection ${attempt})`);
         } else {
-          setState('connecting', 'connecting');
+          setState('connecting', 'opening the session\'s socket');
         }
       });
       session.on('connected', ({ attempt }) => {
-        setState('streaming', 'streaming');
+        if (attempt > 1) clearError();
+        setState('live', attempt > 1 ? `resumed session ${this.id}` : 'streaming the microphone');
         log(`socket open (connection ${attempt})`);
       });
       session.on('message', showMessage);
-      session.on('error', (error) => log(`SDK error: ${error.message || error}`));
+      session.on('error', (error) => {
+        this.failed = true;
+        showError(error, 'The Gladia JS SDK');
+      });
       session.on('ended', ({ code, reason }) => {
         log(`session ended: ${code}${reason ? ` ${reason}` : ''}`);
-        ended(this);
+        ended(this, this.failed ? 'failed' : 'ended');
       });
     }
 
@@ -322,19 +504,19 @@
 
     stop() {
       this.session.stopRecording();
-      setState('ending', 'stopping: waiting for the last transcripts');
+      setState('ending', 'waiting for the last transcripts');
     }
   }
 
-  function ended(run) {
+  function ended(run, state = 'ended') {
     if (run.microphone) run.microphone.close();
     run.microphone = null;
     if (current === run) current = null;
-    setState('ended', 'ended');
+    setState(state, state === 'failed' ? 'see the message above' : '');
     $('start').disabled = false;
     $('stop').disabled = true;
     $('drop').disabled = true;
-    if (run.id) showResult(run);
+    if (run.id && state === 'ended') showResult(run);
   }
 
   // The result from the broker once Gladia is done. Fetching it also tells the broker the
@@ -347,48 +529,69 @@
         if (job.status === 'done' || job.status === 'error') {
           $('result-status').textContent = job.status;
           document.body.dataset.result = job.status;
-          const transcription = job.result && job.result.transcription;
-          if (transcription && typeof transcription.full_transcript === 'string') {
-            $('full-text').textContent = transcription.full_transcript;
-            $('full').hidden = false;
-          }
+          showFullTranscript(job.result && job.result.transcription);
           log(`${path} → ${job.status}`);
           return;
         }
       } catch (error) {
-        log(`${path}: ${error.message}`);
-        return;
+        const problem = fromSdkError(error);
+        if (!(problem instanceof ApiError) || !problem.retryable) {
+          showError(error, `Fetching the result (${path})`);
+          return;
+        }
+        // A limit or a passing outage: wait as the broker asks, then poll again.
+        log(`${path}: ${problem.message}; asking again`);
+        await sleep((problem.retryAfterS !== undefined ? problem.retryAfterS : 1) * 1000);
+        continue;
       }
       await sleep(500);
     }
     log(`${path}: still not done; try again later`);
   }
 
-  async function start() {
-    const mode = document.querySelector('input[name="mode"]:checked').value;
-    $('finals').replaceChildren();
-    $('partial').textContent = '';
+  function resetView(mode) {
+    clearError();
+    $('transcript').replaceChildren();
+    $('timeline').replaceChildren();
     $('full').hidden = true;
     $('result-status').textContent = '–';
     delete document.body.dataset.result;
+    delete document.body.dataset.sessionId;
+    delete document.body.dataset.state;
     $('session-id').textContent = '–';
     document.body.dataset.reconnects = '0';
+    $('reconnects').textContent = '0';
     document.body.dataset.mode = mode;
+  }
+
+  async function start() {
+    const mode = document.querySelector('input[name="mode"]:checked').value;
+    resetView(mode);
     $('start').disabled = true;
     const run = mode === 'raw' ? new PlainSocketSession() : new SdkSession(mode);
     run.mode = mode;
     current = run;
     try {
-      setState('starting', 'starting');
+      setState('starting', 'creating a session');
       await run.start();
-      run.microphone = await openMicrophone((chunk) => run.sendAudio(chunk));
+      const microphone = await openMicrophone((chunk) => run.sendAudio(chunk));
+      if (current !== run) {
+        // The session ended (refused, say) while the microphone was opening.
+        microphone.close();
+        return;
+      }
+      run.microphone = microphone;
       $('stop').disabled = false;
       $('drop').disabled = mode !== 'raw';
     } catch (error) {
-      log(`could not start: ${error.message}`);
+      showError(error, 'Starting');
       if (run.microphone) run.microphone.close();
+      run.ended = true;
+      run.failed = true;
+      if (run.socket) run.socket.close(1000, 'demo: could not start');
+      if (run.session) run.session.endSession();
       current = null;
-      setState('failed', `failed: ${error.message}`);
+      setState('failed', 'see the message above');
       $('start').disabled = false;
     }
   }
@@ -437,5 +640,5 @@
   $('start').addEventListener('click', start);
   $('stop').addEventListener('click', stop);
   $('drop').addEventListener('click', () => current && current.drop());
-  loadConfig().catch((error) => log(`could not load the page's settings: ${error.message}`));
+  loadConfig().catch((error) => showError(error, "Loading the page's settings"));
 })();

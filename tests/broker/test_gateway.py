@@ -1,12 +1,18 @@
-"""Two `broker serve` processes behind the project's nginx gateway, sharing one real Redis."""
+"""Two `broker serve` processes behind the shipped nginx gateway config, sharing one real Redis.
+
+The replicas listen on one port at two loopback addresses, and a stub DNS server gives the
+gateway both for the shipped name `broker`, as compose's DNS does (tests/support/gateway.py).
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,10 +28,12 @@ from tests.broker.conftest import (
 )
 from tests.support.broker_process import BrokerProcess, running_broker_process, wait_for
 from tests.support.gateway import (
+    GATEWAY_CONFIG,
+    REPLICA_ADDRESSES,
     Nginx,
+    free_replica_port,
     main_config,
     nginx_check,
-    render_gateway_config,
     running_gateway,
 )
 from tests.support.servers import RedisServer, free_port
@@ -63,9 +71,11 @@ def replicas(
     # the gateway must then keep to itself.
     first_settings = replica_settings(simulator_server, redis_server, metrics_port=free_port())
     second_settings = replica_settings(simulator_server, redis_server, metrics_port=None)
+    port = free_replica_port()
+    first_address, second_address = REPLICA_ADDRESSES
     with (
-        running_broker_process(first_settings) as first,
-        running_broker_process(second_settings) as second,
+        running_broker_process(first_settings, port, host=first_address) as first,
+        running_broker_process(second_settings, port, host=second_address) as second,
     ):
         yield first, second
     for replica in (first, second):
@@ -77,7 +87,7 @@ def replicas(
 
 @pytest.fixture(scope="module")
 def gateway(replicas: tuple[BrokerProcess, BrokerProcess]) -> Iterator[Nginx]:
-    with running_gateway((replicas[0].port, replicas[1].port)) as nginx:
+    with running_gateway(replicas[0].port) as nginx:
         yield nginx
 
 
@@ -107,15 +117,28 @@ def served_by(
     raise AssertionError(f"no replica logged request {request_id}")
 
 
-def test_the_shipped_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
-    included = tmp_path / "broker.conf"
-    included.write_text(render_gateway_config((free_port(), free_port()), free_port()))
+def test_the_shipped_gateway_config_passes_nginx_t_where_its_names_do_not_resolve(
+    tmp_path: Path,
+) -> None:
+    """The file itself, unchanged, included inside http{} as the image's conf.d include does."""
     (tmp_path / "temp").mkdir()
     config_file = tmp_path / "nginx.conf"
-    config_file.write_text(main_config(tmp_path, included))
+    config_file.write_text(main_config(tmp_path, GATEWAY_CONFIG))
     checked = nginx_check(config_file, tmp_path)
     assert checked.returncode == 0, checked.stderr
     assert "test is successful" in checked.stderr
+
+
+def test_the_gateway_answers_its_own_health_check_without_any_replica() -> None:
+    with (
+        running_gateway(free_replica_port()) as nginx,
+        httpx.Client(base_url=nginx.base_url, timeout=10) as http,
+    ):
+        own = http.get("/gateway/healthz")
+        through = http.get("/healthz")
+    assert (own.status_code, own.text) == (200, "ok\n")
+    assert through.status_code == 503
+    assert through.headers["content-type"] == "application/problem+json"
 
 
 def test_a_session_created_through_one_replica_is_reconnected_and_fetched_through_the_other(
@@ -129,8 +152,9 @@ def test_a_session_created_through_one_replica_is_reconnected_and_fetched_throug
     session = created.json()
     creator, _ = served_by(created, replicas)
 
-    # Round robin sends the next requests to the other replica; look until one lands there.
-    for _ in range(6):
+    # nginx picks one of the name's addresses at random for each request: one in two lands on
+    # the other replica, and twenty all on the creator would happen once in a million runs.
+    for _ in range(20):
         found = client.get(f"/v1/sessions/{session['id']}", headers=alice)
         if served_by(found, replicas)[0] != creator:
             break
@@ -139,7 +163,7 @@ def test_a_session_created_through_one_replica_is_reconnected_and_fetched_throug
     assert found.status_code == 200
     assert found.json()["url"] == session["url"]
 
-    for _ in range(6):
+    for _ in range(20):
         result = client.get(f"/v1/sessions/{session['id']}/result", headers=alice)
         if served_by(result, replicas)[0] != creator:
             break
@@ -181,10 +205,15 @@ def test_a_spoofed_forwarded_for_from_the_client_does_not_change_its_address(
         "X-Real-IP": SPOOFED_ADDRESS,
         "Forwarded": f"for={SPOOFED_ADDRESS}",
     }
-    for _ in range(2):  # both replicas
+    seen_replicas = set()
+    for _ in range(20):  # until both replicas answered (one in two for each request)
         response = client.get("/healthz", headers=spoofing)
-        _, record = served_by(response, replicas)
+        replica, record = served_by(response, replicas)
         assert record["client"] == CLIENT_ADDRESS
+        seen_replicas.add(replica)
+        if len(seen_replicas) == 2:
+            break
+    assert seen_replicas == {0, 1}
 
 
 def test_a_caller_that_is_not_the_gateway_cannot_set_its_address(
@@ -215,7 +244,8 @@ def test_the_gateway_gives_each_request_its_own_id(
 
 @pytest.mark.parametrize("path", ["/metrics", "/metrics/", "//metrics", "/%6Detrics", "/metrics?x"])
 def test_metrics_are_not_reachable_through_the_gateway(client: httpx.Client, path: str) -> None:
-    for _ in range(2):  # round robin: both replicas, one of which serves /metrics itself
+    # Whichever replica nginx would pick (one of them serves /metrics on its main port).
+    for _ in range(4):
         response = client.get(path)
         assert response.status_code == 404
         assert "broker_http_requests" not in response.text
@@ -227,7 +257,7 @@ def test_metrics_are_served_on_the_metrics_port_or_else_on_the_main_port(
     own_port, main_port = replicas
     assert httpx.get(f"{own_port.base_url}/metrics").status_code == 404
     metrics_port = own_port.settings["BROKER_METRICS_PORT"]
-    scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
+    scraped = httpx.get(f"http://{own_port.host}:{metrics_port}/metrics")
     assert scraped.status_code == 200
     assert "broker_http_requests_total" in scraped.text
     scraped = httpx.get(f"{main_port.base_url}/metrics")
@@ -279,6 +309,46 @@ def test_the_gateways_log_has_no_query_string_and_no_capability(
     assert "/v1/callbacks/[redacted]" in logged()
 
 
+def status_of_a_declared_body(base_url: str, path: str, declared_bytes: int) -> int:
+    """POST only the headers of a body of `declared_bytes`, and read the status nginx answers."""
+    address = urlsplit(base_url)
+    assert address.hostname is not None and address.port is not None
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {declared_bytes}\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
+        connection.sendall(head.encode())
+        with connection.makefile("rb") as answer:
+            status_line = answer.readline().decode()
+    return int(status_line.split()[1])
+
+
+def test_the_gateways_error_log_never_holds_a_callback_capability() -> None:
+    # No replica listens behind this gateway: every proxied request fails, and nginx logs it.
+    with (
+        running_gateway(free_replica_port()) as nginx,
+        httpx.Client(base_url=nginx.base_url, timeout=10) as http,
+    ):
+        upstream_down = http.post("/v1/callbacks/capability-secret-upstream-down", json={})
+        assert upstream_down.status_code == 503
+        too_large = status_of_a_declared_body(
+            nginx.base_url, "/v1/callbacks/capability-secret-too-large", 20_000_000
+        )
+        assert too_large == 413
+        # The same failures on another route are logged: the log is written, with request lines.
+        assert http.post("/v1/sessions", json={}).status_code == 503
+        assert status_of_a_declared_body(nginx.base_url, "/v1/sessions", 100_000) == 413
+        wait_for(
+            lambda: "too large body" in nginx.error_log(), "nginx to log the oversized request"
+        )
+        logged = nginx.error_log()
+    assert '"POST /v1/sessions HTTP/1.1"' in logged
+    assert "while connecting to upstream" in logged
+    assert "capability-secret" not in logged
+    assert "/v1/callbacks/" not in logged
+
+
 def test_a_replica_logs_the_hashed_subject_and_never_the_user(
     client: httpx.Client, replicas: tuple[BrokerProcess, BrokerProcess]
 ) -> None:
@@ -296,10 +366,11 @@ def test_when_a_replica_stops_the_other_serves_every_request_and_no_create_is_re
 ) -> None:
     redis_server.client().flushall()
     settings = replica_settings(simulator, redis_server, metrics_port=None)
+    port = free_replica_port()
     with (
-        running_broker_process(settings) as first,
-        running_broker_process(settings) as second,
-        running_gateway((first.port, second.port)) as nginx,
+        running_broker_process(settings, port, host=REPLICA_ADDRESSES[0]),
+        running_broker_process(settings, port, host=REPLICA_ADDRESSES[1]) as second,
+        running_gateway(port) as nginx,
         httpx.Client(base_url=nginx.base_url, timeout=10) as http,
     ):
         alice = headers_for("alice")

@@ -3,6 +3,7 @@ ports, probes and settings that the code really has (Docker cannot run here: the
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ def test_every_setting_the_code_reads_is_documented_and_nothing_else() -> None:
 def test_the_example_settings_file_filled_in_as_the_guide_says_passes_serves_checks() -> None:
     """The guide copies .env.example to broker.env and fills in what serve requires."""
     filled_in = {**SECRETS, "BROKER_PUBLIC_URL": "https://broker.example.com"}
-    from_compose = compose()["services"]["broker-1"]["environment"]
+    from_compose = compose()["services"]["broker"]["environment"]
     environ = {**filled_in, **{key: str(value) for key, value in from_compose.items()}}
     settings = load_settings(environ=environ, env_file=ROOT / ".env.example")
     assert check_for_production(settings) == []
@@ -154,36 +155,103 @@ def test_the_image_installs_the_locked_versions_and_nothing_unpinned() -> None:
 # --- compose --------------------------------------------------------------------------------
 
 
-def test_compose_runs_two_identical_broker_replicas_redis_and_the_gateway() -> None:
-    services = compose()["services"]
-    assert set(services) == {"broker-1", "broker-2", "redis", "gateway"}
-    assert services["broker-1"] == services["broker-2"]
-    assert (ROOT / services["broker-1"]["build"]["dockerfile"]).is_file()
-    assert services["gateway"]["image"].startswith("nginx:")
-    mount = services["gateway"]["volumes"][0].split(":")
-    assert (DEPLOY / mount[0]).resolve() == DEPLOY / "nginx" / "broker.conf"
-    assert mount[1] == "/etc/nginx/conf.d/default.conf"
+def service(name: str) -> dict[str, Any]:
+    found: dict[str, Any] = compose()["services"][name]
+    return found
 
 
-def test_the_gateway_sends_to_the_replicas_names_and_port_and_publishes_its_listen_port() -> None:
-    config = gateway_config()
-    upstreams = re.findall(r"^\s*server ([\w.-]+):(\d+)", config, flags=re.MULTILINE)
-    image_port = serve_port(exec_form(dockerfile("CMD")[0]))
-    assert sorted(upstreams) == [("broker-1", str(image_port)), ("broker-2", str(image_port))]
-    (listen,) = re.findall(r"^\s*listen (\d+);", config, flags=re.MULTILINE)
-    published = compose()["services"]["gateway"]["ports"][0]
-    assert published.split(":")[-1] == listen
+def gateway_setting(directive: str) -> str:
+    """The value of a directive the gateway config states once, e.g. `listen`."""
+    (value,) = re.findall(rf"^\s*{re.escape(directive)} ([^;]+);", gateway_config(), re.MULTILINE)
+    return str(value)
+
+
+def redis_server_options() -> dict[str, str]:
+    """compose's `redis-server --name value ...` as {name: value}."""
+    program, *arguments = service("redis")["command"]
+    assert program == "redis-server" and len(arguments) % 2 == 0
+    return dict(zip(arguments[::2], arguments[1::2], strict=True))
+
+
+def test_compose_runs_replicas_of_one_broker_service_redis_and_the_gateway() -> None:
+    assert set(compose()["services"]) == {"broker", "redis", "gateway"}
+    assert service("broker")["deploy"]["replicas"] >= 2
+    assert (ROOT / service("broker")["build"]["dockerfile"]).is_file()
+    gateway = service("gateway")
+    assert gateway["image"].startswith("nginxinc/nginx-unprivileged:")
+    source, target, mode = gateway["volumes"][0].split(":")
+    assert (DEPLOY / source).resolve() == DEPLOY / "nginx" / "broker.conf"
+    # The images' nginx.conf includes conf.d/*.conf inside http{}, where the file belongs.
+    assert (target, mode) == ("/etc/nginx/conf.d/default.conf", "ro")
+
+
+def test_the_gateway_finds_the_broker_replicas_by_service_name_through_composes_dns() -> None:
+    """One name for every replica, looked up while nginx runs: `--scale broker=N` just works."""
+    host, port = gateway_setting("set $broker_replicas").split(":")
+    assert host in compose()["services"] and "deploy" in service(host)
+    assert int(port) == serve_port(exec_form(dockerfile("CMD")[0]))
+    resolver, *options = gateway_setting("resolver").split()
+    assert resolver == "127.0.0.11"  # Docker's DNS on a user-defined network
+    assert any(option.startswith("valid=") for option in options)
+    # An upstream block would resolve its names once, when nginx starts.
+    assert not re.search(r"^\s*upstream ", gateway_config(), re.MULTILINE)
+    listen = int(gateway_setting("listen"))
+    assert service("gateway")["ports"][0].split(":")[-1] == str(listen)
+
+
+def test_every_compose_service_checks_its_health_with_a_tool_its_image_has() -> None:
+    broker_probe = service("broker")["healthcheck"]["test"]
+    assert broker_probe[:3] == ["CMD", "python", "-c"]  # the image has no curl
+    probe = re.search(r"'http://127\.0\.0\.1:(\d+)(/\w+)'", broker_probe[3])
+    assert probe, broker_probe
+    assert int(probe.group(1)) == serve_port(exec_form(dockerfile("CMD")[0]))
+    assert probe.group(2) in {"/readyz", "/healthz"} and probe.group(2) in route_paths()
+    assert service("redis")["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    gateway_probe = service("gateway")["healthcheck"]["test"]
+    assert gateway_probe[:2] == ["CMD", "curl"]
+    own_health = f"http://127.0.0.1:{gateway_setting('listen')}/gateway/healthz"
+    assert gateway_probe[-1] == own_health
+    assert re.search(r"location = /gateway/healthz \{[^}]*return 200", gateway_config())
+
+
+def test_compose_starts_each_service_once_what_it_needs_is_healthy() -> None:
+    assert service("broker")["depends_on"] == {"redis": {"condition": "service_healthy"}}
+    assert service("gateway")["depends_on"] == {"broker": {"condition": "service_healthy"}}
+
+
+def test_redis_keeps_the_brokers_keys_on_disk_and_never_evicts_them() -> None:
+    options = redis_server_options()
+    assert options["--appendonly"] == "yes"
+    assert options["--appendfsync"] in {"everysec", "always"}
+    assert options["--maxmemory-policy"] == "noeviction"
+    assert re.fullmatch(r"\d+[kmg]b", options["--maxmemory"])
+    assert any(volume.endswith(":/data") for volume in service("redis")["volumes"])
+
+
+def test_the_gateway_runs_read_only_unprivileged_and_without_capabilities() -> None:
+    gateway = service("gateway")
+    assert gateway["read_only"] is True
+    # The unprivileged image writes its pid file and temporary files under /tmp only.
+    assert gateway["tmpfs"] == ["/tmp"]  # noqa: S108 (a path in the container, not here)
+    assert gateway["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in gateway["security_opt"]
+    uid, _, gid = gateway["user"].partition(":")
+    assert int(uid) > 0 and int(gid) > 0
+    assert int(gateway_setting("listen")) > 1024  # no CAP_NET_BIND_SERVICE needed
 
 
 def test_compose_trusts_forwarded_headers_from_the_gateway_alone() -> None:
-    document = compose()
-    broker = document["services"]["broker-1"]
-    gateway_address = document["services"]["gateway"]["networks"]["backend"]["ipv4_address"]
-    assert broker["environment"]["BROKER_TRUSTED_PROXIES"] == gateway_address
+    gateway_address = service("gateway")["networks"]["backend"]["ipv4_address"]
+    assert service("broker")["environment"]["BROKER_TRUSTED_PROXIES"] == gateway_address
+    # However many replicas run, none can be given the gateway's address.
+    (network,) = compose()["networks"]["backend"]["ipam"]["config"]
+    dynamic = ipaddress.ip_network(network["ip_range"])
+    assert ipaddress.ip_address(gateway_address) in ipaddress.ip_network(network["subnet"])
+    assert ipaddress.ip_address(gateway_address) not in dynamic
 
 
 def test_compose_settings_are_real_and_pass_the_production_checks() -> None:
-    broker = compose()["services"]["broker-1"]
+    broker = service("broker")
     environment = {key: str(value) for key, value in broker["environment"].items()}
     assert set(environment) <= setting_names_in_code()
     redis_host = re.match(r"redis://([\w-]+):", environment["REDIS_URL"])
@@ -336,6 +404,8 @@ def test_the_gateway_overwrites_forwarded_for_and_caps_bodies_like_the_broker() 
         "docker compose -f deploy/compose.yaml up",
         "create secret generic broker-secrets",
         "kubectl apply -k deploy/kubernetes",
+        "kubectl apply -k deploy/kubernetes/monitoring",
+        "--scale broker=",
     ],
 )
 def test_the_deploy_guide_gives_each_step(step: str) -> None:

@@ -33,10 +33,11 @@ class BrokerProcess:
     settings: Mapping[str, str]
     records: list[dict[str, Any]] = field(default_factory=list)
     raw_lines: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def access_records(self) -> list[dict[str, Any]]:
         return [record for record in self.records if record.get("logger") == "broker.access"]
@@ -75,7 +76,7 @@ def _ready(url: str) -> bool:
 
 @contextmanager
 def running_broker_process(
-    settings: Mapping[str, str], port: int | None = None
+    settings: Mapping[str, str], port: int | None = None, host: str = "127.0.0.1"
 ) -> Iterator[BrokerProcess]:
     """`python -m broker serve` with exactly `settings` as its configuration (no .env read)."""
     port = port or free_port()
@@ -86,14 +87,14 @@ def running_broker_process(
     environment["PYTHONPATH"] = str(REPOSITORY)
     with tempfile.TemporaryDirectory(prefix="broker-serve-") as workdir:
         process = subprocess.Popen(
-            [sys.executable, "-m", "broker", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "broker", "serve", "--host", host, "--port", str(port)],
             cwd=workdir,  # an empty directory: no .env file is read
             env=environment,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
-        broker = BrokerProcess(port, process, settings)
+        broker = BrokerProcess(port, process, settings, host=host)
         reader = threading.Thread(target=_collect, args=(broker,), daemon=True)
         reader.start()
         try:
@@ -109,6 +110,8 @@ def running_broker_process(
             except subprocess.TimeoutExpired:
                 broker.stop(signal.SIGKILL)
             reader.join(timeout=5)
+            assert process.stderr is not None
+            process.stderr.close()  # else a ResourceWarning when the process object is freed
 
 
 def _collect(broker: BrokerProcess) -> None:

@@ -1,4 +1,10 @@
-"""The project's nginx gateway config, rendered for loopback ports and run by a real nginx."""
+"""The shipped nginx gateway config, run by a real nginx in front of replicas on loopback.
+
+A test changes three lines of the shipped file, and only those (`render_gateway_config`): the
+DNS server, the replicas' port and the listen port. The replicas keep their shipped name,
+`broker`: a stub DNS server answers it with REPLICA_ADDRESSES, as compose's DNS answers a
+service's name with the address of each of its replicas.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +14,52 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.redis_topologies import required_binary
 from tests.support.servers import free_port
+from tests.support.stub_dns import running_stub_dns
 
 GATEWAY_CONFIG = Path(__file__).parents[2] / "deploy" / "nginx" / "broker.conf"
-# What the shipped config says, and what the tests put in its place.
-SHIPPED_UPSTREAMS = ("server broker-1:8000 ", "server broker-2:8000 ")
+# What the shipped config says on the lines a test changes.
+SHIPPED_RESOLVER = "resolver 127.0.0.11 valid=10s ipv6=off;"
+SHIPPED_REPLICAS = "set $broker_replicas broker:8000;"
 SHIPPED_LISTEN = "listen 8080;"
+REPLICAS_NAME = "broker"
+# Two replicas on one port at two addresses, as compose runs them: the gateway proxies to one
+# name and one port.
+REPLICA_ADDRESSES = ("127.0.2.1", "127.0.2.2")
 
 
-def render_gateway_config(upstream_ports: tuple[int, int], listen_port: int) -> str:
-    """The shipped config with only the replicas' addresses and the listen port replaced."""
+def render_gateway_config(dns_port: int, replica_port: int, listen_port: int) -> str:
+    """The shipped config, with this machine's DNS server, replicas' port and listen port."""
+    for_this_machine = {
+        SHIPPED_RESOLVER: f"resolver 127.0.0.1:{dns_port} valid=10s ipv6=off;",
+        SHIPPED_REPLICAS: f"set $broker_replicas {REPLICAS_NAME}:{replica_port};",
+        SHIPPED_LISTEN: f"listen 127.0.0.1:{listen_port};",
+    }
     text = GATEWAY_CONFIG.read_text()
-    for shipped, port in zip(SHIPPED_UPSTREAMS, upstream_ports, strict=True):
+    for shipped, replacement in for_this_machine.items():
         assert text.count(shipped) == 1, f"the gateway config no longer says {shipped!r}"
-        text = text.replace(shipped, f"server 127.0.0.1:{port} ")
-    assert text.count(SHIPPED_LISTEN) == 1, f"the gateway config no longer says {SHIPPED_LISTEN!r}"
-    return text.replace(SHIPPED_LISTEN, f"listen 127.0.0.1:{listen_port};")
+        text = text.replace(shipped, replacement)
+    return text
+
+
+def free_replica_port() -> int:
+    """A port free on every one of REPLICA_ADDRESSES."""
+    for _ in range(20):
+        port = free_port()
+        try:
+            for address in REPLICA_ADDRESSES:
+                with socket.socket() as probe:
+                    probe.bind((address, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError(f"no port is free on all of {REPLICA_ADDRESSES}")
 
 
 def main_config(prefix: Path, included: Path) -> str:
@@ -54,11 +84,16 @@ http {{
 
 @dataclass
 class Nginx:
-    """A running nginx, its base URL, and the access log lines it wrote to stdout."""
+    """A running nginx, its base URL, the access log lines it wrote to stdout, its error log."""
 
     base_url: str
     process: subprocess.Popen[str]
+    error_log_file: Path
     access_log: list[str] = field(default_factory=list)
+
+    def error_log(self) -> str:
+        """What nginx has written to its error log so far."""
+        return self.error_log_file.read_text(encoding="utf-8", errors="replace")
 
 
 def nginx_check(config_file: Path, prefix: Path) -> subprocess.CompletedProcess[str]:
@@ -73,15 +108,23 @@ def nginx_check(config_file: Path, prefix: Path) -> subprocess.CompletedProcess[
 
 
 @contextmanager
-def running_gateway(upstream_ports: tuple[int, int]) -> Iterator[Nginx]:
-    """nginx with the project's gateway config in front of two loopback ports."""
+def running_gateway(
+    replica_port: int, edit_config: Callable[[str], str] | None = None
+) -> Iterator[Nginx]:
+    """nginx with the shipped config in front of REPLICA_ADDRESSES on `replica_port`.
+
+    `edit_config` changes the rendered config further, for a benchmark only (tests run the
+    shipped file as it is).
+    """
     nginx = required_binary("nginx", "nginx")
-    with tempfile.TemporaryDirectory(prefix="broker-gateway-") as root:
-        prefix = Path(root)
+    with ExitStack() as stack:
+        dns_port = stack.enter_context(running_stub_dns({REPLICAS_NAME: REPLICA_ADDRESSES}))
+        prefix = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="broker-gateway-")))
         (prefix / "temp").mkdir()
         listen_port = free_port()
         included = prefix / "broker.conf"
-        included.write_text(render_gateway_config(upstream_ports, listen_port))
+        rendered = render_gateway_config(dns_port, replica_port, listen_port)
+        included.write_text(edit_config(rendered) if edit_config else rendered)
         config_file = prefix / "nginx.conf"
         config_file.write_text(main_config(prefix, included))
         checked = nginx_check(config_file, prefix)
@@ -91,7 +134,7 @@ def running_gateway(upstream_ports: tuple[int, int]) -> Iterator[Nginx]:
              "-g", "daemon off;"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
-        gateway = Nginx(f"http://127.0.0.1:{listen_port}", process)
+        gateway = Nginx(f"http://127.0.0.1:{listen_port}", process, prefix / "error.log")
         reader = threading.Thread(target=_collect, args=(process, gateway.access_log), daemon=True)
         reader.start()
         try:
@@ -101,6 +144,8 @@ def running_gateway(upstream_ports: tuple[int, int]) -> Iterator[Nginx]:
             process.terminate()
             process.wait(timeout=10)
             reader.join(timeout=5)
+            assert process.stdout is not None
+            process.stdout.close()
 
 
 def _collect(process: subprocess.Popen[str], lines: list[str]) -> None:

@@ -31,6 +31,11 @@ def required_binary(name: str, package: str) -> str:
     return binary
 
 
+def text(reply: bytes | str) -> str:
+    """A reply of a client made without decode_responses (bytes), as text."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
 def free_cluster_port() -> int:
     """A free port whose cluster bus port (port + 10000) is free and valid as well."""
     for _ in range(100):
@@ -77,7 +82,7 @@ class RedisClusterNodes:
     def keys(self) -> list[str]:
         found: list[str] = []
         for server in self.servers:
-            found.extend(key.decode() for key in server.client().keys("*"))
+            found.extend(text(key) for key in server.client().keys("*"))
         return found
 
 
@@ -115,6 +120,196 @@ def running_redis_cluster(masters: int = 3) -> Iterator[RedisClusterNodes]:
         yield RedisClusterNodes(servers)
 
 
+CLUSTER_SLOTS = 16384
+
+
+@dataclass
+class ReplicatedCluster:
+    """A Redis Cluster whose every primary has a replica, on loopback, owned by the test run.
+
+    Failovers and resharding move roles and slots, so every question is put to the nodes that
+    run now; a node's view is its own CLUSTER SLOTS, and the cluster is settled when they agree.
+    """
+
+    servers: list[RedisServer]
+    node_timeout_ms: int
+
+    @property
+    def url(self) -> str:
+        """A seed node's URL, as an operator would set REDIS_URL (any node serves the topology)."""
+        return f"redis://127.0.0.1:{self.servers[0].port}/0"
+
+    def running(self) -> list[RedisServer]:
+        return [server for server in self.servers if server.process.poll() is None]
+
+    def primaries(self) -> list[RedisServer]:
+        return [server for server in self.running() if _role(server) == "master"]
+
+    def replica_of(self, primary: RedisServer) -> RedisServer:
+        """The running replica that follows `primary`."""
+        for server in self.running():
+            replication = server.client().info("replication")
+            if replication["role"] == "slave" and int(replication["master_port"]) == primary.port:
+                return server
+        raise AssertionError(f"no replica follows the primary on port {primary.port}")
+
+    def serving(self, slot: int) -> RedisServer:
+        """The primary that a running node names for `slot`."""
+        for (first, last), port in _slot_map(self.running()[0]).items():
+            if first <= slot <= last:
+                return self._on_port(port)
+        raise AssertionError(f"no primary serves slot {slot}")
+
+    def settled(self) -> bool:
+        """Every running node says the cluster is ok and names the same running primaries."""
+        running = self.running()
+        views = [_slot_map(server) for server in running]
+        if any(view != views[0] for view in views[1:]):
+            return False
+        if sum(last - first + 1 for first, last in views[0]) != CLUSTER_SLOTS:
+            return False
+        ports = {server.port: server for server in running}
+        if any(port not in ports or _role(ports[port]) != "master" for port in views[0].values()):
+            return False
+        return all(server.client().cluster("INFO")["cluster_state"] == "ok" for server in running)
+
+    def replicas_in_sync(self) -> bool:
+        """Every primary has a replica, and every replica's link to its primary is up."""
+        followed = set()
+        for server in self.running():
+            state = server.client().info("replication")
+            if state["role"] == "slave":
+                if state["master_link_status"] != "up":
+                    return False
+                followed.add(int(state["master_port"]))
+        return {primary.port for primary in self.primaries()} <= followed
+
+    def wait_settled(self, what: str) -> None:
+        wait_until(self.settled, f"every node to agree on the cluster after {what}")
+
+    def fail_over(self, primary: RedisServer) -> RedisServer:
+        """A manual failover (CLUSTER FAILOVER on the replica): the primary hands over once the
+        replica has every write; the new primary, once every node agrees."""
+        replica = self.replica_of(primary)
+        replica.client().cluster("FAILOVER")
+        wait_until(
+            lambda: _role(replica) == "master" and _role(primary) == "slave",
+            f"the replica on port {replica.port} to take over",
+        )
+        self.wait_settled("the manual failover")
+        return replica
+
+    def crash(self, primary: RedisServer) -> RedisServer:
+        """SIGKILL `primary`; its replica is promoted once the others mark it failed (after the
+        node timeout), and is returned once every running node agrees.
+
+        Replication is asynchronous, so a crash may lose what the primary acknowledged in its
+        last moments (Redis' own loss, the broker cannot see it): writes are paused first and
+        the replica given all of them, then the primary is killed.
+        """
+        replica = self.replica_of(primary)
+        admin = primary.client()
+        admin.client_pause(10 * self.node_timeout_ms, all=False)
+        offset = int(admin.info("replication")["master_repl_offset"])
+        wait_until(
+            lambda: int(replica.client().info("replication")["slave_repl_offset"]) >= offset,
+            "the replica to have every write of its primary",
+        )
+        primary.stop()
+        promoted = f"the replica on port {replica.port} to be promoted"
+        wait_until(lambda: _role(replica) == "master", promoted)
+        self.wait_settled("the promotion")
+        return replica
+
+    def move_slot(
+        self, slot: int, target: RedisServer, between_keys: Callable[[], None] = lambda: None
+    ) -> None:
+        """Reshard `slot` to `target` as `redis-cli --cluster reshard` does (IMPORTING and
+        MIGRATING, MIGRATE, SETSLOT NODE), one key per MIGRATE with `between_keys` run after
+        each, so that clients meet the slot half-moved."""
+        source = self.begin_moving(slot, target)
+        while keys := source.client().cluster("GETKEYSINSLOT", slot, 1):
+            self.migrate(source, target, [text(key) for key in keys])
+            between_keys()
+        self.end_moving(slot, source, target)
+
+    def begin_moving(self, slot: int, target: RedisServer) -> RedisServer:
+        """Mark `slot` IMPORTING on `target` and MIGRATING on its primary, which is returned."""
+        source = self.serving(slot)
+        assert source.port != target.port, f"slot {slot} is already on port {target.port}"
+        target.client().cluster("SETSLOT", slot, "IMPORTING", _node_id(source))
+        source.client().cluster("SETSLOT", slot, "MIGRATING", _node_id(target))
+        return source
+
+    def migrate(self, source: RedisServer, target: RedisServer, keys: list[str]) -> None:
+        """Move `keys` (of a slot being moved) from `source` to `target`, atomically each."""
+        source.client().migrate("127.0.0.1", target.port, keys, 0, 5000)
+
+    def end_moving(self, slot: int, source: RedisServer, target: RedisServer) -> None:
+        """Hand `slot` over to `target`; return once every node agrees."""
+        # The new owner first, then the old one, then the rest (as redis-cli orders them).
+        others = [p for p in self.primaries() if p.port not in (source.port, target.port)]
+        for server in (target, source, *others):
+            server.client().cluster("SETSLOT", slot, "NODE", _node_id(target))
+        self.wait_settled(f"slot {slot} moved")
+
+    def _on_port(self, port: int) -> RedisServer:
+        return next(server for server in self.servers if server.port == port)
+
+
+def _role(server: RedisServer) -> str:
+    """`master` or `slave`, as the server's INFO replication says."""
+    return str(server.client().info("replication")["role"])
+
+
+def _node_id(server: RedisServer) -> str:
+    return text(server.client().cluster("MYID"))
+
+
+def _slot_map(server: RedisServer) -> dict[tuple[int, int], int]:
+    """The server's view of the slots: each range to the port of the primary serving it."""
+    ranges = server.client().cluster("SLOTS")
+    return {(int(first), int(last)): int(primary[1]) for first, last, primary, *_ in ranges}
+
+
+@contextmanager
+def running_replicated_cluster(
+    primaries: int = 3, node_timeout_ms: int = 1000
+) -> Iterator[ReplicatedCluster]:
+    """`primaries` primaries and a replica each, joined by `redis-cli --cluster create
+    --cluster-replicas 1`; the short node timeout has a dead primary replaced in seconds."""
+    redis_cli = required_binary("redis-cli", "redis-tools")
+    with tempfile.TemporaryDirectory(prefix="broker-replicated-") as root, ExitStack() as stack:
+        servers = []
+        for index in range(2 * primaries):
+            data_dir = Path(root) / f"node-{index}"
+            data_dir.mkdir()
+            server = start_redis_server(
+                data_dir,
+                port=free_cluster_port(),
+                extra_args=(
+                    "--cluster-enabled", "yes",
+                    "--cluster-node-timeout", str(node_timeout_ms),
+                    # Replicas sync at once instead of after the default 5 s diskless delay.
+                    "--repl-diskless-sync-delay", "0",
+                ),
+            )  # fmt: skip
+            stack.callback(server.stop)
+            servers.append(server)
+        addresses = [f"127.0.0.1:{server.port}" for server in servers]
+        subprocess.run(
+            [redis_cli, "--cluster", "create", *addresses, "--cluster-replicas", "1",
+             "--cluster-yes"],
+            check=True, capture_output=True, timeout=DEADLINE_S,
+        )  # fmt: skip
+        cluster = ReplicatedCluster(servers, node_timeout_ms)
+        wait_until(
+            lambda: cluster.settled() and cluster.replicas_in_sync(),
+            "the cluster to cover every slot, each primary with a replica in sync",
+        )
+        yield cluster
+
+
 @dataclass
 class SentinelGroup:
     """A master, a replica, and one Sentinel watching them under `service_name`."""
@@ -134,15 +329,22 @@ class SentinelGroup:
         return redis.Redis(host="127.0.0.1", port=self.sentinel_port, socket_timeout=5)
 
     def master_port(self) -> int:
-        _host, port = self.sentinel_client().execute_command(
-            "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service_name
-        )
-        return int(port)
+        """The port of the master that Sentinel names now (what a client connects to)."""
+        address = self.sentinel_client().sentinel_get_master_addr_by_name(self.service_name)
+        assert isinstance(address, tuple), f"Sentinel names no master for {self.service_name}"
+        return address[1]
+
+    def master_port_in_sentinel_masters(self) -> int:
+        """The master's port as SENTINEL MASTER says it: the old one until a failover ends."""
+        state = self.sentinel_client().sentinel_master(self.service_name)
+        assert isinstance(state, dict), f"Sentinel monitors no {self.service_name}"
+        return int(state["port"])
 
     def replica_is_promotable(self) -> bool:
-        replicas = self.sentinel_client().execute_command("SENTINEL", "REPLICAS", self.service_name)
+        # SENTINEL REPLICAS, each replica's state parsed by redis-py (text keys and values).
+        replicas = self.sentinel_client().sentinel_slaves(self.service_name)
         return any(
-            replica[b"flags"] == b"slave" and replica[b"master-link-status"] == b"ok"
+            replica["flags"] == "slave" and replica["master-link-status"] == "ok"
             for replica in replicas
         )
 
@@ -155,26 +357,23 @@ class SentinelGroup:
             else (self.replica, self.master)
         )
         # Writes acknowledged before the switch are on the replica (replication is async).
-        old.client().execute_command("WAIT", 1, 5000)
+        old.client().wait(1, 5000)
         wait_until(self.replica_is_promotable, "Sentinel to see the replica in sync")
-        self.sentinel_client().execute_command("SENTINEL", "FAILOVER", self.service_name)
+        self.sentinel_client().sentinel_failover(self.service_name)
         wait_until(lambda: self.master_port() == promoted.port, "Sentinel to promote the replica")
         wait_until(
             lambda: promoted.client().info("replication")["role"] == "master",
             "the promoted replica to accept writes",
         )
         # Sentinel demotes the old master at its next 10 s check; send the same REPLICAOF now.
-        old.client().execute_command("REPLICAOF", "127.0.0.1", promoted.port)
+        old.client().replicaof("127.0.0.1", promoted.port)
         wait_until(
             lambda: old.client().info("replication")["role"] == "slave",
             "the old master to become a replica",
         )
         # Until the failover ends, SENTINEL MASTERS (what clients read) still names the old one.
         wait_until(
-            lambda: (
-                int(self.sentinel_client().sentinel_master(self.service_name)["port"])
-                == promoted.port
-            ),
+            lambda: self.master_port_in_sentinel_masters() == promoted.port,
             "Sentinel to end the failover",
         )
 
