@@ -23,7 +23,7 @@ from broker.events.relay import DeadLetters
 from broker.identity.credentials import TokenService
 from broker.observability.logs import configure_logging
 from broker.settings import Settings, check_for_production, load_settings
-from broker.store.connection import open_redis
+from broker.store.connection import check_embedded_store, open_redis
 from broker.store.events import DeadLetter, EventStore
 from broker.web.app import create_app, create_metrics_app
 from broker.web.routes.demo import DemoOptions
@@ -214,6 +214,7 @@ def _dev(args: argparse.Namespace) -> None:
     simulator_port = args.simulator_port or args.port + 1
     simulator_key = secrets.token_urlsafe(24)
     settings = load_settings()
+    check_embedded_store(settings)
     settings = replace(
         settings,
         gladia_api_key=Secret(simulator_key),

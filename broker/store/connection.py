@@ -30,7 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
-from broker.errors import RedisUrlError
+from broker.errors import RedisUrlError, SettingsError
 from broker.settings import Settings
 
 logger = logging.getLogger("broker.redis")
@@ -275,8 +275,27 @@ def _where(url: str) -> str:
     return f"{parts.hostname}:{parts.port or 6379}"
 
 
+EMBEDDED_STORE_MISSING = (
+    "REDIS_URL is not set and the in-process store of `broker dev` is not installed: set "
+    "REDIS_URL, or install the dev extra (pip install 'gladia-broker[dev]')"
+)
+
+
+def check_embedded_store(settings: Settings) -> None:
+    """Without REDIS_URL the broker runs on fakeredis, which only the dev extra installs."""
+    if settings.redis_url:
+        return
+    try:
+        import fakeredis  # noqa: F401  # imported to learn whether it is installed
+    except ImportError:
+        raise SettingsError(EMBEDDED_STORE_MISSING) from None
+
+
 def _embedded_redis() -> redis.Redis:
-    import fakeredis
+    try:
+        import fakeredis
+    except ImportError:
+        raise SettingsError(EMBEDDED_STORE_MISSING) from None
 
     logger.warning(
         "REDIS_URL is not set: using an in-process store. It is single-process only: "

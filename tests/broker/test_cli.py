@@ -129,3 +129,17 @@ def test_dev_serves_the_demo_page_on_the_simulator_with_a_token_for_this_machine
     headers = {"Authorization": f"Bearer {minted.json()['token']}"}
     created = httpx.post(f"{base}/v2/live", headers=headers, json={})
     assert created.status_code == 201, created.text
+
+
+def test_dev_without_redis_url_or_the_dev_extra_says_how_to_get_it() -> None:
+    # fakeredis hidden as if the dev extra were not installed (the image has no fakeredis).
+    hidden = (
+        "import sys; sys.modules['fakeredis'] = None; from broker.cli import main; "
+        f"main(['dev', '--port', '{free_port()}'])"
+    )
+    refused = subprocess.run(
+        [sys.executable, "-c", hidden], capture_output=True, text=True, timeout=60, env=CLEAN_ENV
+    )
+    assert refused.returncode == 2
+    assert "pip install 'gladia-broker[dev]'" in refused.stderr
+    assert "REDIS_URL" in refused.stderr
