@@ -79,7 +79,7 @@ def open_http_client(settings: Settings) -> aiohttp.ClientSession:
     """The process's one client for Gladia: explicit timeouts and pool limits, no env proxies.
 
     aiohttp rather than httpx: httpcore's pool re-scans every connection for every queued
-    request, which at 50 concurrent creates cost 3 ms of CPU per call (see README, Performance).
+    request, which at 50 concurrent creates cost 3 ms of CPU per call (see docs/performance.md).
     Call it from a running event loop (the lifespan).
     """
     if settings.gladia_api_key is None:

@@ -31,7 +31,7 @@ MAX_SUBJECT_LENGTH = 256
 SUBJECT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 _SUBJECT = re.compile(SUBJECT_PATTERN)
 # Tokens already verified, kept until they expire: a client sends the same token on every call,
-# and two HMACs plus decoding cost more than the rest of a lookup (README, Performance).
+# and two HMACs plus decoding cost more than the rest of a lookup (docs/performance.md).
 VERIFIED_TOKENS_CACHED = 4096
 # Where the proxy-headers middleware keeps the TCP peer before it rewrites the client address.
 PEER_STATE_KEY = "broker.peer"

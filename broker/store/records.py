@@ -5,7 +5,7 @@ on Redis Cluster too. Nothing is stored without a TTL, and the per-owner index i
 
 A record is one compact JSON string (`GET`/`SET`), not a hash: a hash holding a session URL
 (longer than Redis's 64-byte listpack limit) is stored as a full hashtable, 908 bytes a
-session against 456 for the string, and one `GET` is the cheapest lookup (README, Performance).
+session against 456 for the string, and one `GET` is the cheapest lookup (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`python -m tests.bench`: run the benchmark and print its table (see README, "Performance")."""
+"""`python -m tests.bench`: run the benchmark and print its table (see docs/performance.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The benchmark harness itself, in a short run: every row is measured, nothing errs.
 
 The figures of such a run mean nothing (one second each, a busy CI machine); the full run is
-`make bench` (README, Performance). This keeps the one command working from a fresh clone.
+`make bench` (docs/performance.md). This keeps the one command working from a fresh clone.
 """
 
 import os

@@ -1,6 +1,7 @@
 """What each request costs in Redis, measured with INFO commandstats on the real server.
 
-Keeps the README's table honest: a change that adds a round trip to a hot path fails here.
+Keeps the table of docs/policy-and-limits.md honest: a change that adds a round trip to a hot
+path fails here.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def test_every_built_object_matches_the_kubernetes_api_schemas(base: list[dict[s
 def test_the_autoscaler_scales_on_a_cpu_request_of_what_one_worker_uses(
     base: list[dict[str, Any]],
 ) -> None:
-    """One `broker serve` is one worker, up to one core under load (README, Performance)."""
+    """One `broker serve` is one worker, up to one core under load (docs/performance.md)."""
     (container,) = the_one(base, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert millicores(container["resources"]["requests"]["cpu"]) == 1000
     assert "cpu" not in container["resources"].get("limits", {})

@@ -87,7 +87,8 @@ def test_a_value_on_its_inclusive_bounds_is_accepted(row: Setting) -> None:
             assert getattr(settings, row.attribute) == bound
 
 
-def test_the_readme_names_only_settings_the_broker_has() -> None:
-    mentioned = set(SETTING_NAME.findall((ROOT / "README.md").read_text()))
-    assert mentioned, "the README names no setting at all"
+def test_the_readme_and_docs_name_only_settings_the_broker_has() -> None:
+    docs = [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    mentioned = set(SETTING_NAME.findall("\n".join(path.read_text() for path in docs)))
+    assert mentioned, "the README and docs name no setting at all"
     assert mentioned - {row.env_name for row in SETTINGS_TABLE} == set()

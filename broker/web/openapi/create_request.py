@@ -68,7 +68,7 @@ def _realtime_processing(rules: PolicyRules) -> JsonObject:
         "sentiment_analysis": _switch(rules.sentiment_analysis),
         "custom_vocabulary": _switch(rules.custom_vocabulary is not None),
     }
-    # The add-ons' own configurations are checked against the policy file's caps (README).
+    # Add-on configurations are checked against the policy file's caps (docs/policy-and-limits.md).
     if rules.translation is not None:
         realtime["translation_config"] = {"type": "object"}
     if rules.custom_vocabulary is not None:
