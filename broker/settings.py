@@ -176,32 +176,44 @@ class Settings:
         "GLADIA_REGION", None, _optional_text, "Region of sessions whose client names none."
     )
     gladia_connect_timeout_s: float = _setting(
-        "GLADIA_CONNECT_TIMEOUT_S", 2.0, float, "Seconds to open a connection to Gladia."
+        "GLADIA_CONNECT_TIMEOUT_S", 2.0, float, "Seconds to open a connection to Gladia.", above=0
     )
     gladia_read_timeout_s: float = _setting(
-        "GLADIA_READ_TIMEOUT_S", 10.0, float, "Seconds Gladia may stay silent while answering."
+        "GLADIA_READ_TIMEOUT_S",
+        10.0,
+        float,
+        "Seconds Gladia may stay silent while answering.",
+        above=0,
     )
     gladia_total_timeout_s: float = _setting(
-        "GLADIA_TOTAL_TIMEOUT_S", 12.0, float, "Seconds one call to Gladia may take in all."
+        "GLADIA_TOTAL_TIMEOUT_S",
+        12.0,
+        float,
+        "Seconds one call to Gladia may take in all.",
+        above=0,
     )
     gladia_max_connections: int = _setting(
-        "GLADIA_MAX_CONNECTIONS", 100, int, "Connections to Gladia kept by one process."
+        "GLADIA_MAX_CONNECTIONS", 100, int, "Connections to Gladia kept by one process.", minimum=1
     )
 
     redis_url: str | None = _setting(
         "REDIS_URL", None, _optional_text, "Where every session, result and limit lives."
     )
     redis_socket_timeout_s: float = _setting(
-        "REDIS_SOCKET_TIMEOUT_S", 1.0, float, "Seconds one Redis command may take."
+        "REDIS_SOCKET_TIMEOUT_S", 1.0, float, "Seconds one Redis command may take.", above=0
     )
     redis_connect_timeout_s: float = _setting(
-        "REDIS_CONNECT_TIMEOUT_S", 1.0, float, "Seconds to open a connection to Redis."
+        "REDIS_CONNECT_TIMEOUT_S", 1.0, float, "Seconds to open a connection to Redis.", above=0
     )
     redis_max_connections: int = _setting(
-        "REDIS_MAX_CONNECTIONS", 100, int, "Connections to Redis kept by one process."
+        "REDIS_MAX_CONNECTIONS", 100, int, "Connections to Redis kept by one process.", minimum=1
     )
     redis_pool_timeout_s: float = _setting(
-        "REDIS_POOL_TIMEOUT_S", 1.0, float, "Seconds a request waits for a free Redis connection."
+        "REDIS_POOL_TIMEOUT_S",
+        1.0,
+        float,
+        "Seconds a request waits for a free Redis connection.",
+        above=0,
     )
     redis_health_check_interval_s: int = _setting(
         "REDIS_HEALTH_CHECK_INTERVAL_S",
@@ -272,10 +284,14 @@ class Settings:
         maximum=8,
     )
     sessions_index_max: int = _setting(
-        "BROKER_SESSIONS_INDEX_MAX", 1000, int, "Most sessions listed per user."
+        "BROKER_SESSIONS_INDEX_MAX", 1000, int, "Most sessions listed per user.", minimum=1
     )
     retry_after_s: int = _setting(
-        "BROKER_RETRY_AFTER", 5, int, "Retry-After seconds when Redis or Gladia is unavailable."
+        "BROKER_RETRY_AFTER",
+        5,
+        int,
+        "Retry-After seconds when Redis or Gladia is unavailable.",
+        minimum=1,
     )
     demo_enabled: bool = _setting(
         "BROKER_DEMO", False, _boolean, "Whether `broker serve` serves /demo (`dev` always does)."
@@ -301,12 +317,21 @@ class Settings:
         30,
         int,
         "jwt mode: seconds of clock skew tolerated on exp, nbf and iat.",
+        minimum=0,
     )
     jwt_jwks_cache_s: int = _setting(
-        "BROKER_JWT_JWKS_CACHE_TTL", 300, int, "jwt mode: seconds the signing keys are cached."
+        "BROKER_JWT_JWKS_CACHE_TTL",
+        300,
+        int,
+        "jwt mode: seconds the signing keys are cached.",
+        minimum=1,
     )
     jwt_jwks_timeout_s: float = _setting(
-        "BROKER_JWT_JWKS_TIMEOUT_S", 2.0, float, "jwt mode: seconds one fetch of the keys may take."
+        "BROKER_JWT_JWKS_TIMEOUT_S",
+        2.0,
+        float,
+        "jwt mode: seconds one fetch of the keys may take.",
+        above=0,
     )
     jwt_ca_file: str | None = _setting(
         "BROKER_JWT_CA_FILE",
@@ -435,6 +460,7 @@ class Settings:
         600.0,
         float,
         "Longest wait between two relay retries, in seconds.",
+        above=0,
     )
     relay_max_attempts: int = _setting(
         "BROKER_RELAY_MAX_ATTEMPTS",

@@ -132,7 +132,10 @@ class JwksCache:
                     body.extend(chunk)
                     if len(body) > MAX_JWKS_BYTES:
                         raise ValueError("JWKS too large")
-        document = json.loads(body)
+        try:
+            document = json.loads(body)
+        except RecursionError:  # nested past the parser's depth: no JWKS of any provider
+            raise ValueError("JWKS nested too deep") from None
         listed = document.get("keys") if isinstance(document, dict) else None
         if not isinstance(listed, list):
             raise ValueError("JWKS has no keys")

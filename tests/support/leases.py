@@ -1,4 +1,4 @@
-"""A create's lease confirmation, as `broker.create_writes` runs it, for tests of the limits."""
+"""A create's lease confirmation, as `broker.sessions.create_writes` runs it, for the limits."""
 
 from __future__ import annotations
 

@@ -22,15 +22,9 @@ from broker.settings import Settings
 from broker.web.http import json_response
 from broker.web.resources import resources
 
-
-def _demo_dir() -> Path:
-    """The page, package data of `broker`; wheels and editable installs keep it as real files."""
-    found = importlib.resources.files("broker") / "demo"
-    assert isinstance(found, Path), "FileResponse serves files from a directory on disk"
-    return found
-
-
-DEMO_DIR = _demo_dir()
+# The page is package data of `broker`: wheels and editable installs keep it as files on disk,
+# which FileResponse serves.
+DEMO_DIR = Path(str(importlib.resources.files("broker") / "demo"))
 SDK_PACKAGE = DEMO_DIR / "node_modules" / "@gladiaio" / "sdk"
 SDK_BUNDLE = SDK_PACKAGE / "dist" / "index.iife.js"
 PAGE_FILES = {
