@@ -37,7 +37,7 @@ from broker.settings import Settings
 from tests.bench import populate
 from tests.bench.baseline import baseline_key
 from tests.bench.load import LoadResult, PreparedRequest, run_paced, run_wrk, write_requests
-from tests.bench.processes import Process, start_python
+from tests.bench.processes import REPO_ROOT, Process, start_python
 from tests.support.servers import RedisServer, free_port, start_redis_server
 
 CREATE_BODY = {
@@ -142,9 +142,11 @@ class Bench:
         self.redis_process = _RedisProcess(self.redis, "redis")
         self.large_redis_process = _RedisProcess(self.large_redis, "redis-1m")
 
-    def _start_broker(self, name: str, redis_url: str) -> Process:
+    def _start_broker(self, name: str, redis_url: str, code: Path = REPO_ROOT) -> Process:
+        """`broker serve` with production settings, running the code of the tree at `code`."""
         port = free_port()
         env = {
+            "PYTHONPATH": str(code),
             "GLADIA_API_KEY": self.gladia_key,
             "GLADIA_API_URL": self.simulator.base_url or "",
             "REDIS_URL": redis_url,
@@ -384,31 +386,14 @@ def _measure(bench: Bench, report: Report) -> None:
 
     # Lookups: 1,000 stored sessions, each owned by its own user; the baseline reads as many
     # keys, each holding the broker's answer for one of them.
-    targets = asyncio.run(populate.save_targets(_url(bench), bench.settings, LOOKUP_SESSIONS))
-    lookups = [
-        PreparedRequest(
-            "GET", f"/v1/sessions/{t.session_id}", bench.bearer(t.subject), client=user_address(n)
-        )
-        for n, t in enumerate(targets)
-    ]
+    targets, lookups = lookup_requests(bench)
     # The same sessions in the million-session store, for its own broker.
     large_client = bench.large_redis_client()
     with bench.redis_client(raw=True) as source, bench.large_redis_client(raw=True) as target:
         populate.copy_all(source, target)
-    first = lookups[0]
-    assert first.header is not None
-    for broker in (bench.broker, bench.large_broker):
-        check = httpx.get((broker.base_url or "") + first.path, headers=[first.header])
-        if check.status_code != 200:
-            raise RuntimeError(f"a lookup through {broker.name} answered {check.status_code}")
-    with client.pipeline(transaction=False) as pipe:
-        for target in targets:
-            pipe.set(baseline_key(target.session_id), check.content)
-        pipe.execute()
-    baseline_requests = [
-        PreparedRequest("GET", f"/lookup/{t.session_id}", request.header, client=request.client)
-        for t, request in zip(targets, lookups, strict=True)
-    ]
+    checked_lookup(bench.large_broker, lookups[0])
+    answer = checked_lookup(bench.broker, lookups[0])
+    baseline_requests = baseline_lookups(bench, targets, lookups, answer)
 
     # A million sessions stored around the same ones, in the other store.
     before = populate.used_memory(large_client)
@@ -481,6 +466,44 @@ def _measure(bench: Bench, report: Report) -> None:
 
 CALLBACK_SESSIONS = 1000
 CALLBACKS_PER_SESSION = 60
+
+
+def lookup_requests(bench: Bench) -> tuple[list[populate.LookupTarget], list[PreparedRequest]]:
+    """Sessions saved by the real store, one user each, and a reconnect lookup of each."""
+    targets = asyncio.run(populate.save_targets(_url(bench), bench.settings, LOOKUP_SESSIONS))
+    lookups = [
+        PreparedRequest(
+            "GET", f"/v1/sessions/{t.session_id}", bench.bearer(t.subject), client=user_address(n)
+        )
+        for n, t in enumerate(targets)
+    ]
+    return targets, lookups
+
+
+def checked_lookup(broker: Process, lookup: PreparedRequest) -> bytes:
+    """The broker's answer to one lookup, which must be a 200 before anything is measured."""
+    assert lookup.header is not None
+    check = httpx.get((broker.base_url or "") + lookup.path, headers=[lookup.header])
+    if check.status_code != 200:
+        raise RuntimeError(f"a lookup through {broker.name} answered {check.status_code}")
+    return check.content
+
+
+def baseline_lookups(
+    bench: Bench,
+    targets: list[populate.LookupTarget],
+    lookups: list[PreparedRequest],
+    answer: bytes,
+) -> list[PreparedRequest]:
+    """The baseline's reads: one key per session, holding the broker's answer."""
+    with bench.redis_client().pipeline(transaction=False) as pipe:
+        for target in targets:
+            pipe.set(baseline_key(target.session_id), answer)
+        pipe.execute()
+    return [
+        PreparedRequest("GET", f"/lookup/{t.session_id}", request.header, client=request.client)
+        for t, request in zip(targets, lookups, strict=True)
+    ]
 
 
 def callback_requests(bench: Bench, client: redis.Redis) -> list[PreparedRequest]:
