@@ -4,22 +4,17 @@ The tree is compared with itself here (the figures of a one-second run mean noth
 worktree of a ref is checked out and removed again.
 """
 
-import os
 import shutil
-
-import pytest
 
 from tests.bench.compare import compare, render, worktree
 from tests.bench.harness import Options
 from tests.bench.processes import REPO_ROOT
+from tests.support.required import missing
 
 
 def require_wrk() -> None:
     if shutil.which("wrk") is None:
-        message = "wrk is not installed (apt-get install wrk)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; CI must install it", pytrace=False)
-        pytest.skip(message)
+        missing("wrk is not installed (apt-get install wrk)")
 
 
 def test_a_short_comparison_measures_both_brokers_in_every_scenario() -> None:

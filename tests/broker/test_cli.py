@@ -1,7 +1,5 @@
 """The commands of the README, run as a person runs them."""
 
-import os
-import re
 import subprocess
 import sys
 import time
@@ -12,14 +10,8 @@ import pytest
 
 from broker.identity.credentials import Subject, TokenService
 from broker.settings import load_settings
+from tests.support.dev_broker import BROKER, CLEAN_ENV, running_dev_broker
 from tests.support.servers import free_port
-
-BROKER = [sys.executable, "-m", "broker"]
-CLEAN_ENV = {
-    key: value
-    for key, value in os.environ.items()
-    if not key.startswith(("GLADIA_", "BROKER_", "REDIS_"))
-}
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -66,34 +58,10 @@ def test_serve_refuses_a_wildcard_cors_origin() -> None:
 
 @pytest.fixture
 def dev_broker() -> Iterator[tuple[str, str]]:
-    port = free_port()
-    # As a context manager, Popen closes the stdout pipe it opened once the process is gone.
-    with subprocess.Popen(
-        [*BROKER, "dev", "--port", str(port), "--simulator-port", str(free_port())],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=CLEAN_ENV,
-    ) as process:
-        try:
-            assert process.stdout is not None
-            banner = ""
-            deadline = time.monotonic() + 30
-            while "export TOKEN=" not in banner and time.monotonic() < deadline:
-                banner += process.stdout.readline()
-            token = re.search(r"export TOKEN=(\S+)", banner)
-            assert token, banner
-            base = f"http://127.0.0.1:{port}"
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            yield base, token.group(1)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    """The development broker's URL and the token its banner exports."""
+    with running_dev_broker() as broker:
+        token = next(line for line in broker.exports if line.startswith("export TOKEN="))
+        yield broker.base_url, token.removeprefix("export TOKEN=")
 
 
 def test_dev_runs_the_whole_flow_with_nothing_configured(dev_broker: tuple[str, str]) -> None:

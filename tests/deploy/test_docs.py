@@ -16,31 +16,23 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from broker.identity.credentials import Subject, TokenService
 from broker.settings import load_settings
+from tests.support.dev_broker import CLEAN_ENV, running_dev_broker
 from tests.support.required import missing
-from tests.support.servers import free_port
 
 ROOT = Path(__file__).parents[2]
 THIS = Path(__file__).relative_to(ROOT).as_posix()
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "deploy" / "README.md"]
 SHELL_FENCES = {"sh", "bash", "console"}
 README_MAX_LINES = 200
-BROKER = [sys.executable, "-m", "broker"]
-CLEAN_ENV = {
-    key: value
-    for key, value in os.environ.items()
-    if not key.startswith(("GLADIA_", "BROKER_", "REDIS_"))
-}
 # The venv's `broker` and `python3` come first, as for someone who ran `make run`.
 SHELL_ENV = {
     **CLEAN_ENV,
@@ -72,7 +64,11 @@ COMMANDS = (
     Exercised(
         r"make run$",
         "tests/broker/test_cli.py",
-        (("Makefile", "$(BIN)/broker dev"), ("tests/broker/test_cli.py", '"dev", "--port"')),
+        (
+            ("Makefile", "$(BIN)/broker dev"),
+            ("tests/support/dev_broker.py", '"dev", "--port"'),
+            ("tests/broker/test_cli.py", "running_dev_broker()"),
+        ),
         "the recipe is `broker dev`, which test_cli.py's dev_broker fixture starts and drives",
     ),
     Exercised(
@@ -90,6 +86,12 @@ COMMANDS = (
             ("tests/bench/test_harness.py", "from tests.bench.harness import"),
         ),
         "`python -m tests.bench`'s harness, every row for one second (the full run is 6 minutes)",
+    ),
+    Exercised(
+        r"python -m tests\.bench\.compare --against \S+$",
+        "tests/bench/test_compare.py",
+        (("tests/bench/test_compare.py", "from tests.bench.compare import compare"),),
+        "the comparison for one second, the tree against itself, and a ref's worktree",
     ),
     Exercised(
         r"(curl -s .*localhost:8000/|SESSION=\$\(curl -s .*localhost:8000/"
@@ -324,33 +326,8 @@ def test_every_link_between_the_docs_leads_somewhere(path: Path) -> None:
 @pytest.fixture
 def dev_broker() -> Iterator[tuple[int, str]]:
     """`broker dev` as `make run` starts it, on a free port; its port and the banner's exports."""
-    port = free_port()
-    # As a context manager, Popen closes the stdout pipe it opened once the process is gone.
-    with subprocess.Popen(
-        [*BROKER, "dev", "--port", str(port), "--simulator-port", str(free_port())],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=CLEAN_ENV,
-    ) as process:
-        try:
-            assert process.stdout is not None
-            banner = ""
-            deadline = time.monotonic() + 30
-            while "export SERVICE_KEY=" not in banner and time.monotonic() < deadline:
-                banner += process.stdout.readline()
-            exports = [line.strip() for line in banner.splitlines() if "export " in line]
-            assert len(exports) == 2, banner
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            yield port, "\n".join(exports)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    with running_dev_broker() as broker:
+        yield broker.port, "\n".join(broker.exports)
 
 
 def documented_answers(block: Block) -> list[tuple[int, str]]:
