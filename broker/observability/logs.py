@@ -13,7 +13,6 @@ import json
 import logging
 import re
 import sys
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -305,78 +304,14 @@ class JsonFormatter(UtcTimeFormatter):
         return _encode_entry(entry)
 
 
-class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]  # a text stream
-    """Lines gathered in memory and written together: a write per line was a sixth of a lookup.
-
-    They reach the stream every `flush_s`, at once for a warning or worse, when `max_bytes`
-    are waiting, and when logging shuts down (at exit). A process killed outright loses at most
-    the last `flush_s` of lines.
-    """
-
-    def __init__(self, stream: Any, *, flush_s: float = 0.1, max_bytes: int = 1 << 16) -> None:
-        super().__init__(stream)
-        self._waiting: list[str] = []
-        self._waiting_bytes = 0
-        self._max_bytes = max_bytes
-        self._closed = threading.Event()
-        self._flusher = threading.Thread(
-            target=self._flush_every, args=(flush_s,), name="log-flush", daemon=True
-        )
-        self._flusher.start()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # Called with the handler's lock held (Handler.handle), as flush takes it.
-        try:
-            line = self.format(record) + self.terminator
-        except Exception:
-            self.handleError(record)
-            return
-        self._waiting.append(line)
-        self._waiting_bytes += len(line)
-        if record.levelno >= logging.WARNING or self._waiting_bytes >= self._max_bytes:
-            self._write_waiting()
-
-    def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            self._write_waiting()
-
-    def close(self) -> None:
-        self._closed.set()
-        self.flush()
-        super().close()
-
-    def _write_waiting(self) -> None:
-        if not self._waiting:
-            return
-        text, self._waiting, self._waiting_bytes = "".join(self._waiting), [], 0
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except (OSError, ValueError):  # the reader gone or the stream closed: lines are dropped
-            pass
-
-    def _flush_every(self, flush_s: float) -> None:
-        while not self._closed.wait(flush_s):
-            self.flush()
-
-
 def configure_logging(*, json_lines: bool, level: str = "INFO") -> None:
-    """Route the broker's and uvicorn's loggers to one handler on stderr.
-
-    `broker serve` (JSON lines) writes them in batches (`BufferedStreamHandler`); `broker dev`
-    line by line, for a person watching.
-    """
-    handler: logging.Handler
+    """Route the broker's and uvicorn's loggers to one handler on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
     if json_lines:
-        handler = BufferedStreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
     else:
-        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(TextFormatter())
     root = logging.getLogger()
-    for replaced in root.handlers:
-        if isinstance(replaced, BufferedStreamHandler):
-            replaced.close()  # its lines written, its flushing thread stopped
     root.handlers = [handler]
     root.setLevel(level)
     # Neither format names a thread or a process, so no record need look them up (the logging
@@ -400,9 +335,8 @@ class AccessLogMiddleware:
     """A request id on every answer, one access line and the request metrics per request.
 
     The line names the route template, never the raw path, so no session id, capability or
-    query string reaches it. It is logged, and the metrics counted, before the last byte of the
-    answer is sent: whoever has read an answer can already see the count, and the line once the
-    handler writes it (`broker serve`'s within a tenth of a second).
+    query string reaches it. It is written, and the metrics counted, before the last byte of
+    the answer is sent: whoever has read an answer can already see both.
     """
 
     def __init__(
