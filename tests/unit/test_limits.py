@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import redis
@@ -44,10 +45,11 @@ async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await connection.aclose()
 
 
-def limits_for(client: aioredis.Redis, **changes: object) -> Limits:
-    window_s = float(changes.pop("window_s", 60.0))  # type: ignore[arg-type]
-    pending_margin_s = float(changes.pop("pending_margin_s", 30.0))  # type: ignore[arg-type]
-    settings = replace(SETTINGS, **changes)  # type: ignore[arg-type]
+def limits_for(client: aioredis.Redis, **changes: Any) -> Limits:
+    """Limits on `client` with settings changed as named; two names are the windows' own."""
+    window_s = float(changes.pop("window_s", 60.0))
+    pending_margin_s = float(changes.pop("pending_margin_s", 30.0))
+    settings = replace(SETTINGS, **changes)
     return Limits(client, settings, window_s=window_s, pending_margin_s=pending_margin_s)
 
 

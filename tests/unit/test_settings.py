@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from broker.errors import SettingsError
@@ -27,8 +29,8 @@ def test_lists_and_urls_are_parsed() -> None:
     assert check_for_production(settings) == []
 
 
-def test_the_env_file_is_read(tmp_path: pytest.TempPathFactory) -> None:
-    env_file = tmp_path / ".env"  # type: ignore[operator]
+def test_the_env_file_is_read(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
     env_file.write_text("GLADIA_REGION=us-west\nBROKER_TOKEN_TTL=600\n")
     settings = load_settings(environ={}, env_file=env_file)
     assert settings.gladia_region == "us-west"
