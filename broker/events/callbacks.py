@@ -9,7 +9,6 @@ the session id once Gladia has answered, and every delivery's `id` is checked ag
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -18,14 +17,13 @@ from typing import Any
 from itsdangerous import BadData, URLSafeTimedSerializer
 from starlette.datastructures import Secret
 
+from broker.bounded_json import loads_bounded
 from broker.errors import BadRequest, NotFound
 from broker.settings import CALLBACK_CATEGORIES
-from broker.store.events import MAX_JSON_DEPTH, nested_deeper_than
 
 CAPABILITY_SALT = "broker.gladia-callback.v1"
 VERIFIED_CACHE_SIZE = 4096
 CALLBACK_PATH = "/v1/callbacks/"
-TOO_DEEP = f"The body is nested deeper than {MAX_JSON_DEPTH} levels"
 
 # Every live callback Gladia documents, plus `live.error` (undocumented, sent by the simulator).
 CALLBACK_EVENTS = frozenset(
@@ -142,16 +140,11 @@ class CallbackCapabilities:
 def _json_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object no deeper than the store keeps, or a 400 saying what is wrong."""
     try:
-        text = body.decode("utf-8")
-        value = json.loads(text)
-    except RecursionError:
-        raise BadRequest(TOO_DEEP) from None
-    except (UnicodeDecodeError, ValueError):
+        value = loads_bounded(body.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError is one
         raise BadRequest("The body is not a JSON object") from None
     if not isinstance(value, dict):
         raise BadRequest("The body is not a JSON object")
-    if nested_deeper_than(MAX_JSON_DEPTH, value, text):
-        raise BadRequest(TOO_DEEP)
     return value
 
 

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import redis.asyncio as redis
 
+from broker.bounded_json import MAX_JSON_DEPTH, nested_deeper_than
 from broker.settings import Settings
 from broker.store.keys import (
     callback_binding_key,
@@ -280,10 +281,6 @@ WEBHOOK_DEFERRAL_TTL_S = 3600
 EARLY_MARGIN_S = 60
 EARLY_MAX = 32
 SEEN_PER_EVENT_CAP = 4
-# How deep a JSON document the broker takes in and keeps. Gladia's deepest payloads (a final
-# transcript with translations, down to each word) nest about 10 levels; deeper ones are refused
-# at intake, so that nothing kept is too deep to render (json recurses once per level).
-MAX_JSON_DEPTH = 64
 
 
 class Outcome(Enum):
@@ -401,26 +398,6 @@ def early_deliveries(bound: object) -> list[EarlyDelivery]:
         claimed_id, event, payload_json = str(line).split("\n", 2)
         found.append(EarlyDelivery(claimed_id, event, payload_json))
     return found
-
-
-def nested_deeper_than(limit: int, value: object, text: str | None = None) -> bool:
-    """Whether JSON `value` nests more than `limit` arrays or objects (`{}` alone is 1 deep).
-
-    `text`, the JSON `value` was parsed from, settles a shallow document at once: it cannot
-    nest deeper than it has opening brackets. Level by level, so a deep value cannot recurse.
-    """
-    if text is not None and text.count("{") + text.count("[") <= limit:
-        return False
-    level: list[Any] = [value] if isinstance(value, dict | list) else []
-    for _ in range(limit):
-        if not level:
-            return False
-        inner: list[Any] = []
-        for node in level:
-            items = node.values() if isinstance(node, dict) else node
-            inner.extend(item for item in items if isinstance(item, dict | list))
-        level = inner
-    return bool(level)
 
 
 def _stored_payload(payload_json: str) -> Any:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from broker.bounded_json import loads_bounded
 from broker.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from broker.store.events import MAX_JSON_DEPTH, nested_deeper_than
 
 NO_STORE = {"Cache-Control": "no-store"}
-TOO_DEEP = f"The body is nested deeper than {MAX_JSON_DEPTH} levels"
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -47,14 +45,9 @@ async def read_json(request: Request, max_bytes: int, *, required: bool = True) 
     except UnicodeDecodeError:
         raise BadRequest("The body is not valid UTF-8") from None
     try:
-        value = json.loads(text)
-    except RecursionError:
-        raise BadRequest(TOO_DEEP) from None
+        return loads_bounded(text)
     except ValueError as exc:
         raise BadRequest(f"The body is not valid JSON ({exc.args[0].split(':')[0]})") from None
-    if nested_deeper_than(MAX_JSON_DEPTH, value, text):
-        raise BadRequest(TOO_DEEP)
-    return value
 
 
 def bounded_int(text: str | None, name: str, low: int, high: int, default: int) -> int:

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from starlette.routing import Route
 
+from broker.bounded_json import MAX_JSON_DEPTH
 from broker.settings import Settings
-from broker.store.events import MAX_JSON_DEPTH
 from broker.web.app import build_routes
 from tests.broker.conftest import CANARY_SERVICE_KEY
 

@@ -7,6 +7,7 @@ import pytest
 import time_machine
 from starlette.datastructures import Secret
 
+from broker.bounded_json import MAX_JSON_DEPTH
 from broker.errors import BadRequest, NotFound
 from broker.events.callbacks import (
     CallbackBinding,
@@ -15,7 +16,6 @@ from broker.events.callbacks import (
     parse_webhook,
 )
 from broker.identity.credentials import TokenService
-from broker.store.events import MAX_JSON_DEPTH
 from tests.support.tampering import tampered
 
 KEYS = (Secret("new-signing-key-" + "n" * 24), Secret("old-signing-key-" + "o" * 24))

@@ -21,6 +21,7 @@ RANKS = {
     "store": 3,
     "observability": 2,
     "settings": 2,
+    "bounded_json": 2,
     "errors": 1,
     # The Gladia simulator is a product of its own: `broker simulator` starts it; it imports
     # nothing of the broker's.
