@@ -47,11 +47,9 @@ class ResultFetcher:
         if cached is not None:
             return cached
         try:
-            upstream = await self._gladia.get_live_session(record.id)
+            result, _ = await self._from_gladia(record)
         except UpstreamNotFound:
             raise NotFound("No such session") from None
-        result = public_result(upstream)
-        await self.finish_if_final(record, result)
         return result
 
     async def finish_if_final(self, record: SessionRecord, result: Mapping[str, Any]) -> bool:
@@ -70,11 +68,14 @@ class ResultFetcher:
         if record is None or await self._sessions.load_result(record) is not None:
             return JobOutcome.DONE
         try:
-            upstream = await self._gladia.get_live_session(session_id)
+            _, final = await self._from_gladia(record)
         except UpstreamNotFound:
             return JobOutcome.DONE
         except UpstreamError:
             return JobOutcome.LATER
-        if not await self.finish_if_final(record, public_result(upstream)):
-            return JobOutcome.LATER
-        return JobOutcome.DONE
+        return JobOutcome.DONE if final else JobOutcome.LATER
+
+    async def _from_gladia(self, record: SessionRecord) -> tuple[dict[str, Any], bool]:
+        """Gladia's result as the owner may see it, and whether it was final (then cached)."""
+        result = public_result(await self._gladia.get_live_session(record.id))
+        return result, await self.finish_if_final(record, result)
