@@ -76,6 +76,24 @@ def settings(simulator: Simulator, redis_topology: tuple[str, bool]) -> Settings
     )
 
 
+# The fault tests' Redis timeouts (test_faults_redis.py, test_faults_cluster.py).
+FAULT_SOCKET_TIMEOUT_S = 0.3
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    """Short Redis timeouts; limits high enough that the load itself is never refused."""
+    return replace(
+        settings,
+        redis_socket_timeout_s=FAULT_SOCKET_TIMEOUT_S,
+        redis_connect_timeout_s=FAULT_SOCKET_TIMEOUT_S,
+        redis_pool_timeout_s=FAULT_SOCKET_TIMEOUT_S,
+        max_live_per_subject=1000,
+        creates_per_minute=1000,
+        account_max_live=1000,
+    )
+
+
 @pytest.fixture
 def mint(settings: Settings) -> Callable[[str], dict[str, str]]:
     """Authorization headers for a user, signed with the test settings."""

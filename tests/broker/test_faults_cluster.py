@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -34,7 +34,6 @@ from tests.support.servers import RedisServer, serve_in_thread
 Headers = Callable[[str], dict[str, str]]
 
 NODE_TIMEOUT_MS = 1000
-SOCKET_TIMEOUT_S = 0.3
 # A refusal costs a socket timeout, or redis-py's 0.25 s pause and a topology refresh after
 # CLUSTERDOWN (measured: up to 0.7 s on two busy CPUs); no answer at all may hang.
 REFUSAL_S = 1.5
@@ -85,20 +84,6 @@ def replicated_cluster() -> Iterator[ReplicatedCluster]:
 def redis_topology(replicated_cluster: ReplicatedCluster) -> tuple[str, bool]:
     """Faults are injected into the cluster with replicas: these tests run on it alone."""
     return replicated_cluster.url, True
-
-
-@pytest.fixture
-def fast_settings(settings: Settings) -> Settings:
-    """Short Redis timeouts; limits high enough that the load itself is never refused."""
-    return replace(
-        settings,
-        redis_socket_timeout_s=SOCKET_TIMEOUT_S,
-        redis_connect_timeout_s=SOCKET_TIMEOUT_S,
-        redis_pool_timeout_s=SOCKET_TIMEOUT_S,
-        max_live_per_subject=1000,
-        creates_per_minute=1000,
-        account_max_live=1000,
-    )
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from broker.store.keys import (
     subject_leases_key,
 )
 from broker.store.records import SessionStore
-from tests.broker.conftest import Simulator, running_broker
+from tests.broker.conftest import FAULT_SOCKET_TIMEOUT_S, Simulator, running_broker
 from tests.support.leases import confirm_leases
 from tests.support.records import session_record
 from tests.support.servers import RedisServer, start_redis_server
@@ -37,7 +37,6 @@ from tests.support.servers import RedisServer, start_redis_server
 Headers = Callable[[str], dict[str, str]]
 
 # What "fails fast" means here: far below a second, with the socket timeout set to 0.3 s.
-SOCKET_TIMEOUT_S = 0.3
 FAST_S = 0.5
 RECOVERY_S = 1.0
 
@@ -58,20 +57,6 @@ def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def fast_settings(settings: Settings) -> Settings:
-    """Short Redis timeouts; limits high enough that the load itself is never refused."""
-    return replace(
-        settings,
-        redis_socket_timeout_s=SOCKET_TIMEOUT_S,
-        redis_connect_timeout_s=SOCKET_TIMEOUT_S,
-        redis_pool_timeout_s=SOCKET_TIMEOUT_S,
-        max_live_per_subject=1000,
-        creates_per_minute=1000,
-        account_max_live=1000,
-    )
 
 
 @pytest.fixture
@@ -243,7 +228,9 @@ async def test_a_stalled_redis_costs_at_most_the_socket_timeout(
         )
         for outcome in (lookup, create, ready):
             assert outcome.status == 503
-            assert outcome.elapsed_s < SOCKET_TIMEOUT_S + 0.5, "latency beyond the socket timeout"
+            assert outcome.elapsed_s < FAULT_SOCKET_TIMEOUT_S + 0.5, (
+                "latency beyond the socket timeout"
+            )
         await asyncio.to_thread(stalled.wait_until_over)
         assert (await broker.get(f"/v1/sessions/{session_id}", headers=alice)).status_code == 200
     # Creates fail closed: the one that met the stall never reached Gladia.
@@ -341,7 +328,7 @@ async def test_a_write_during_a_stall_is_applied_at_most_once(
         else:
             with pytest.raises(RedisError):
                 await write.apply(client, fast_settings)
-        assert time.monotonic() - started < SOCKET_TIMEOUT_S + 0.5
+        assert time.monotonic() - started < FAULT_SOCKET_TIMEOUT_S + 0.5
         await asyncio.to_thread(stalled.wait_until_over)
     finally:
         await client.aclose()
