@@ -4,6 +4,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Every `reason` a problem answer can carry, with what it means (docs/api.md and the OpenAPI
+# document list these; a reason not listed here is a bug that tests catch at the raise).
+REASONS: dict[str, str] = {
+    "internal_error": "the broker failed unexpectedly",
+    "bad_request": "the request cannot be read (malformed JSON, a bad query parameter)",
+    "unauthorized": "no valid credential",
+    "forbidden": "the credential may not do this",
+    "not_found": "no such resource, or not the caller's (the two look the same)",
+    "method_not_allowed": "the path exists, not with this method",
+    "conflict": "the resource is not in a state that allows this",
+    "payload_too_large": "the body is larger than the broker accepts",
+    "unsupported_media_type": "the body is not JSON",
+    "invalid_fields": "fields that are unknown, forbidden or invalid, each named in `errors`",
+    "rate_limited": "a limit is reached; see Retry-After",
+    "live_per_subject": "the subject holds BROKER_MAX_LIVE_PER_SUBJECT live sessions",
+    "creates_per_minute": "the subject made BROKER_CREATES_PER_MINUTE creates in the last minute",
+    "account_live": "the account holds BROKER_ACCOUNT_MAX_LIVE live sessions",
+    "reads_per_minute": "the subject spent BROKER_READS_PER_MINUTE reads in the last minute",
+    "failed_attempts": "too many failed attempts from this address",
+    "service_unavailable": "the broker cannot answer now; see Retry-After",
+    "store_unavailable": "Redis is unavailable; see Retry-After",
+    "identity_unavailable": "the identity provider's keys cannot be fetched",
+    "upstream_error": "Gladia gave no usable answer",
+    "upstream_rejected": "Gladia refused the session configuration, each field named in `errors`",
+    "upstream_not_found": "Gladia does not know the session (any more)",
+    "upstream_conflict": "Gladia does not allow this yet (the session is still live)",
+    "account_capacity": "Gladia's capacity for the account is used up; see Retry-After",
+    "upstream_timeout": "Gladia did not answer in time",
+    "idempotency_key_spent": "an earlier attempt with this Idempotency-Key created a session "
+    "whose answer was lost",
+}
+
 
 @dataclass(frozen=True)
 class FieldProblem:
@@ -17,20 +49,30 @@ class FieldProblem:
 
 
 class BrokerError(Exception):
-    """Base of every error the broker answers deliberately."""
+    """Base of every error the broker answers deliberately.
+
+    `problem` names the problem type (its `type` URI is `/problems/<problem>`, one per class,
+    listed in docs/api.md); `reason` is the machine-readable cause clients switch on, the
+    class's own unless the raise names a finer one (`live_per_subject`, `binding_channels`, …).
+    """
 
     status_code = 500
     title = "Internal error"
+    problem = "internal-error"
+    default_reason = "internal_error"
 
     def __init__(
         self,
         detail: str | None = None,
         *,
+        reason: str | None = None,
         retry_after_s: int | None = None,
         problems: tuple[FieldProblem, ...] = (),
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail
+        self.reason = reason or self.default_reason
+        assert self.reason in REASONS, f"unregistered problem reason {self.reason!r}"
         self.retry_after_s = retry_after_s
         self.problems = problems
 
@@ -43,11 +85,15 @@ class BrokerError(Exception):
 class BadRequest(BrokerError):
     status_code = 400
     title = "Bad request"
+    problem = "bad-request"
+    default_reason = "bad_request"
 
 
 class Unauthorized(BrokerError):
     status_code = 401
     title = "Unauthorized"
+    problem = "unauthorized"
+    default_reason = "unauthorized"
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": "Bearer"}
@@ -56,35 +102,49 @@ class Unauthorized(BrokerError):
 class Forbidden(BrokerError):
     status_code = 403
     title = "Forbidden"
+    problem = "forbidden"
+    default_reason = "forbidden"
 
 
 class NotFound(BrokerError):
     status_code = 404
     title = "Not found"
+    problem = "not-found"
+    default_reason = "not_found"
 
 
 class MethodNotAllowed(BrokerError):
     status_code = 405
     title = "Method not allowed"
+    problem = "method-not-allowed"
+    default_reason = "method_not_allowed"
 
 
 class Conflict(BrokerError):
     status_code = 409
     title = "Conflict"
+    problem = "conflict"
+    default_reason = "conflict"
 
 
 class EarlierAttemptCreated(Conflict):
     """Reconciliation found the session an earlier attempt created; its URL is lost for good."""
 
+    default_reason = "idempotency_key_spent"
+
 
 class PayloadTooLarge(BrokerError):
     status_code = 413
     title = "Payload too large"
+    problem = "payload-too-large"
+    default_reason = "payload_too_large"
 
 
 class UnsupportedMediaType(BrokerError):
     status_code = 415
     title = "Unsupported media type"
+    problem = "unsupported-media-type"
+    default_reason = "unsupported_media_type"
 
 
 class InvalidFields(BrokerError):
@@ -92,6 +152,8 @@ class InvalidFields(BrokerError):
 
     status_code = 422
     title = "Invalid request fields"
+    problem = "invalid-fields"
+    default_reason = "invalid_fields"
 
 
 class WebhookRejected(BrokerError):
@@ -112,25 +174,32 @@ class TooManyRequests(BrokerError):
 
     status_code = 429
     title = "Too many requests"
+    problem = "rate-limited"
+    default_reason = "rate_limited"
 
     def __init__(self, detail: str, *, reason: str, retry_after_s: int) -> None:
-        super().__init__(detail, retry_after_s=max(1, retry_after_s))
-        self.reason = reason
+        super().__init__(detail, reason=reason, retry_after_s=max(1, retry_after_s))
 
 
 class ServiceUnavailable(BrokerError):
     status_code = 503
     title = "Service unavailable"
+    problem = "service-unavailable"
+    default_reason = "service_unavailable"
 
 
 class StoreUnavailable(ServiceUnavailable):
     title = "Session store unavailable"
+    problem = "store-unavailable"
+    default_reason = "store_unavailable"
 
 
 class IdentityUnavailable(ServiceUnavailable):
     """The identity provider's keys could not be fetched, so no token can be checked."""
 
     title = "Identity provider unavailable"
+    problem = "identity-unavailable"
+    default_reason = "identity_unavailable"
 
 
 class UpstreamError(BrokerError):
@@ -138,6 +207,8 @@ class UpstreamError(BrokerError):
 
     status_code = 502
     title = "Bad gateway"
+    problem = "upstream-error"
+    default_reason = "upstream_error"
     # True when Gladia may have acted on the request anyway (sent, then timeout, reset or 5xx).
     outcome_unknown = False
 
@@ -149,8 +220,14 @@ class UpstreamError(BrokerError):
 class UpstreamRejected(UpstreamError):
     """Gladia refused the request's content (its 400 or 422)."""
 
+    problem = "upstream-rejected"
+
     def __init__(self, status_code: int, problems: tuple[FieldProblem, ...]) -> None:
-        super().__init__("Gladia refused the session configuration", problems=problems)
+        super().__init__(
+            "Gladia refused the session configuration",
+            reason="upstream_rejected",
+            problems=problems,
+        )
         self.status_code = status_code
         self.title = "Invalid session configuration"
 
@@ -158,11 +235,15 @@ class UpstreamRejected(UpstreamError):
 class UpstreamNotFound(UpstreamError):
     status_code = 404
     title = "Not found"
+    problem = "not-found"
+    default_reason = "upstream_not_found"
 
 
 class UpstreamConflict(UpstreamError):
     status_code = 409
     title = "Conflict"
+    problem = "conflict"
+    default_reason = "upstream_conflict"
 
 
 class UpstreamBusy(UpstreamError):
@@ -170,11 +251,15 @@ class UpstreamBusy(UpstreamError):
 
     status_code = 503
     title = "Transcription capacity exhausted"
+    problem = "upstream-busy"
+    default_reason = "account_capacity"
 
 
 class UpstreamTimeout(UpstreamError):
     status_code = 504
     title = "Gateway timeout"
+    problem = "upstream-timeout"
+    default_reason = "upstream_timeout"
 
 
 class UpstreamAnswerTooLarge(Exception):

@@ -10,7 +10,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Protocol
@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from broker.errors import FieldProblem, InvalidFields, Unauthorized
+from broker.identity.grants import NO_GRANT, Grant
 from broker.observability.logs import note_subject
 
 logger = logging.getLogger("broker.identity")
@@ -39,9 +40,10 @@ PEER_STATE_KEY = "broker.peer"
 
 @dataclass(frozen=True)
 class Subject:
-    """The end user a request acts for."""
+    """The end user a request acts for, and the credential it came with."""
 
     id: str
+    grant: Grant = field(default=NO_GRANT, compare=False)
 
     @cached_property
     def key(self) -> str:

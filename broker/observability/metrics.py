@@ -124,6 +124,11 @@ class Metrics:
             "Relay deliveries given up on (BROKER_RELAY_MAX_ATTEMPTS or _MAX_AGE_S) and parked.",
             registry=self.registry,
         )
+        self.usage_audio_seconds = Counter(
+            "broker_usage_audio_seconds",
+            "Audio seconds of finished sessions, times their channels, as Gladia bills them.",
+            registry=self.registry,
+        )
         self._sampled: dict[str, _SampledGauge] = {}
         self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}
 

@@ -50,6 +50,15 @@ the owner's tag, the subject's `Subject.key`:
   at most `BROKER_READS_PER_MINUTE` of them. `Limits`: the reads window.
 - `broker:{o}:idem:<hash of the Idempotency-Key>`: hash, the claim. `Idempotency`:
   `BROKER_IDEMPOTENCY_TTL`.
+- `broker:{o}:revoked`: hash, `not-before` (Unix seconds: credentials issued before it are
+  refused) and `token:<token id>` for each token revoked one by one. `Revocations`:
+  `BROKER_TOKEN_MAX_TTL`, refreshed by every revocation.
+- `broker:{o}:token-uses:<token id>`: string, the sessions a bound token has created.
+  `Limits`: `BROKER_TOKEN_MAX_TTL`.
+- `broker:{o}:usage:<YYYY-MM-DD>`: hash, the day's (UTC) audio seconds (`seconds`), sessions
+  counted (`sessions`) and seconds per `client_ref` (`ref:<client_ref>`). `Usage`: 35 days.
+- `broker:{o}:usage-counted:<YYYY-MM-DD>`: set of the session ids counted that day, so a
+  session's result is counted once. `Usage`: as the usage hash.
 
 Elsewhere:
 
@@ -223,6 +232,26 @@ def bucket_misses_key(bucket: str) -> str:
 
 def address_misses_key(address: str) -> str:
     return bucket_misses_key(address_bucket(address))
+
+
+# --- tokens and usage (broker.identity.revocation, broker.policy.limits, broker.policy.usage)
+
+
+def subject_revocations_key(subject_key: str) -> str:
+    return f"broker:{{{subject_key}}}:revoked"
+
+
+def token_uses_key(subject_key: str, token_id: str) -> str:
+    return f"broker:{{{subject_key}}}:token-uses:{token_id}"
+
+
+def subject_usage_key(subject_key: str, day: str) -> str:
+    """The subject's usage on `day` (UTC, YYYY-MM-DD)."""
+    return f"broker:{{{subject_key}}}:usage:{day}"
+
+
+def usage_counted_key(subject_key: str, day: str) -> str:
+    return f"broker:{{{subject_key}}}:usage-counted:{day}"
 
 
 # --- idempotency (broker.policy.idempotency) ----------------------------------------------

@@ -10,14 +10,22 @@ from starlette.responses import JSONResponse
 from broker.errors import BrokerError, FieldProblem, InvalidFields, UpstreamConflict
 
 PROBLEM_JSON = "application/problem+json"
+# A problem's `type` is this path and its name: the same on every deployment, so clients can
+# switch on it, and resolved against the broker's URL it answers the type's description.
+PROBLEM_TYPE_PREFIX = "/problems/"
+
+
+def problem_type(error: BrokerError) -> str:
+    return PROBLEM_TYPE_PREFIX + error.problem
 
 
 def problem_response(error: BrokerError, instance: str | None = None) -> JSONResponse:
-    """Render a domain error as RFC 9457 problem details."""
+    """Render a domain error as RFC 9457 problem details, with its `reason`."""
     body: dict[str, Any] = {
-        "type": "about:blank",
+        "type": problem_type(error),
         "title": error.title,
         "status": error.status_code,
+        "reason": error.reason,
     }
     if error.detail:
         body["detail"] = error.detail

@@ -34,7 +34,12 @@ async def test_a_request_without_a_valid_token_is_401(
     response = await broker.request(method, path, headers=headers, json={})
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json() == {"type": "about:blank", "title": "Unauthorized", "status": 401}
+    assert response.json() == {
+        "type": "/problems/unauthorized",
+        "title": "Unauthorized",
+        "status": 401,
+        "reason": "unauthorized",
+    }
 
 
 @pytest.mark.parametrize(("method", "path"), [*ROUTES, ("POST", "/v1/tokens")])

@@ -77,9 +77,10 @@ async def test_a_refused_key_is_a_502_that_says_nothing_about_the_key(
         response = await create(other, mint("alice"))
     assert response.status_code == 502
     assert response.json() == {
-        "type": "about:blank",
+        "type": "/problems/upstream-error",
         "title": "Bad gateway",
         "status": 502,
+        "reason": "upstream_error",
         "detail": "Gladia could not serve the request",
     }
 

@@ -79,6 +79,15 @@ def test_idempotency_claim_keys_are_named_as_stored() -> None:
     )
 
 
+def test_token_and_usage_keys_are_named_as_stored() -> None:
+    assert keys.subject_revocations_key("alice") == "broker:{alice}:revoked"
+    assert keys.token_uses_key("alice", "t1") == "broker:{alice}:token-uses:t1"
+    assert keys.subject_usage_key("alice", "2026-12-07") == "broker:{alice}:usage:2026-12-07"
+    assert (
+        keys.usage_counted_key("alice", "2026-12-07") == "broker:{alice}:usage-counted:2026-12-07"
+    )
+
+
 def test_every_key_of_one_owner_is_on_the_owners_slot() -> None:
     owner_keys = [
         keys.session_record_key(OWNER, "s1"),
@@ -92,6 +101,10 @@ def test_every_key_of_one_owner_is_on_the_owners_slot() -> None:
         keys.subject_leases_key(OWNER),
         keys.subject_creates_key(OWNER),
         keys.idempotency_claim_key(OWNER, "key-1"),
+        keys.subject_revocations_key(OWNER),
+        keys.token_uses_key(OWNER, "t1"),
+        keys.subject_usage_key(OWNER, "2026-12-07"),
+        keys.usage_counted_key(OWNER, "2026-12-07"),
     ]
     assert {key_slot(key.encode()) for key in owner_keys} == {key_slot(b"owner-a")}
 
