@@ -220,6 +220,8 @@ class UpstreamError(BrokerError):
 class UpstreamRejected(UpstreamError):
     """Gladia refused the request's content (its 400 or 422)."""
 
+    status_code = 422  # or 400: Gladia's own status is kept
+    title = "Invalid session configuration"
     problem = "upstream-rejected"
 
     def __init__(self, status_code: int, problems: tuple[FieldProblem, ...]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from broker.errors import BrokerError, FieldProblem, InvalidFields, UpstreamConflict
+from broker.errors import REASONS, BrokerError, FieldProblem, InvalidFields, UpstreamConflict
 
 PROBLEM_JSON = "application/problem+json"
 # A problem's `type` is this path and its name: the same on every deployment, so clients can
@@ -17,6 +17,31 @@ PROBLEM_TYPE_PREFIX = "/problems/"
 
 def problem_type(error: BrokerError) -> str:
     return PROBLEM_TYPE_PREFIX + error.problem
+
+
+def problem_catalog() -> dict[str, dict[str, Any]]:
+    """Every problem type the broker answers: its `type` URI, title, status, default reason."""
+    catalog: dict[str, dict[str, Any]] = {}
+    pending: list[type[BrokerError]] = [BrokerError]
+    while pending:
+        error_class = pending.pop(0)
+        pending.extend(error_class.__subclasses__())
+        # A subclass sharing its parent's problem (a finer reason, same type) adds nothing.
+        catalog.setdefault(
+            error_class.problem,
+            {
+                "type": PROBLEM_TYPE_PREFIX + error_class.problem,
+                "title": error_class.title,
+                "status": error_class.status_code,
+                "reason": error_class.default_reason,
+            },
+        )
+    return catalog
+
+
+def reasons() -> dict[str, str]:
+    """Every `reason` a problem can carry, with what it means."""
+    return dict(sorted(REASONS.items()))
 
 
 def problem_response(error: BrokerError, instance: str | None = None) -> JSONResponse:

@@ -53,6 +53,8 @@ def test_every_client_operation_requires_a_credential() -> None:
         "/readyz",
         "/openapi.json",
         "/metrics",
+        "/problems",
+        "/problems/{name}",
         "/v1/callbacks/{capability}",
         "/v1/webhooks/gladia",
     }

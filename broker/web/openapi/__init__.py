@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from broker.policy.rules import PolicyRules
 from broker.settings import Settings
-from broker.web.openapi import api_docs, callbacks, events, facade, ops, sessions, tokens
+from broker.web.openapi import (
+    api_docs,
+    callbacks,
+    events,
+    facade,
+    ops,
+    problems,
+    sessions,
+    tokens,
+)
 from broker.web.openapi.create_request import create_session_request
 from broker.web.openapi.errors import error_responses, error_schemas
 from broker.web.openapi.schema import JsonObject
@@ -40,6 +49,7 @@ def build_openapi(settings: Settings, rules: PolicyRules | None = None) -> JsonO
             **facade.paths(rules),
             **ops.paths(),
             **api_docs.paths(),
+            **problems.paths(),
         },
         "components": {
             "securitySchemes": security_schemes(),
@@ -53,6 +63,7 @@ def build_openapi(settings: Settings, rules: PolicyRules | None = None) -> JsonO
                 **facade.schemas(),
                 **ops.schemas(),
                 **api_docs.schemas(),
+                **problems.schemas(),
             },
             "responses": error_responses(),
         },

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from broker.errors import REASONS
 from broker.web.openapi.schema import JSON, PROBLEM, JsonObject, closed, schema_ref
+from broker.web.problems import problem_catalog
 
 ERROR_DESCRIPTIONS = {
     400: "The request cannot be read (malformed JSON, bad query parameter); on /v2/, also "
@@ -68,9 +70,19 @@ def error_schemas() -> JsonObject:
     return {
         "Problem": closed(
             {
-                "type": {"type": "string"},
+                "type": {
+                    "type": "string",
+                    "description": "The problem type; GET it (relative to the broker's URL) "
+                    "for what it means. Stable: switch on it, or on `reason`.",
+                    "enum": sorted(entry["type"] for entry in problem_catalog().values()),
+                },
                 "title": {"type": "string"},
                 "status": {"type": "integer"},
+                "reason": {
+                    "type": "string",
+                    "description": "The machine-readable cause (GET /problems lists them all).",
+                    "enum": sorted(REASONS),
+                },
                 "detail": {"type": "string"},
                 "instance": {"type": "string"},
                 "errors": {
@@ -81,7 +93,7 @@ def error_schemas() -> JsonObject:
                     ),
                 },
             },
-            ("type", "title", "status"),
+            ("type", "title", "status", "reason"),
         ),
         "GladiaError": closed(
             {
