@@ -1,9 +1,10 @@
-"""`broker serve`, `broker dev`, `broker token mint`, `broker relay …` and `broker simulator`."""
+"""`broker serve`, `dev`, `token mint`, `token revoke`, `relay …` and `simulator`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import secrets
 import sys
@@ -18,15 +19,19 @@ from redis.exceptions import RedisError
 from starlette.datastructures import Secret
 from starlette.types import ASGIApp
 
-from broker.errors import SettingsError
+from broker.errors import InvalidFields, NotFound, SettingsError
 from broker.events.relay import DeadLetters
-from broker.identity.credentials import TokenService
+from broker.identity.credentials import TokenService, validate_subject
+from broker.identity.grants import BindingRules
+from broker.identity.revocation import Revocations
 from broker.observability.logs import configure_logging
+from broker.policy.rules import rules_from_settings
 from broker.settings import Settings, check_for_production, load_settings
 from broker.store.connection import check_embedded_store, open_redis
 from broker.store.events import DeadLetter, EventStore
 from broker.web.app import create_app, create_metrics_app
 from broker.web.routes.demo import DemoOptions
+from broker.web.routes.tokens import minted_answer
 
 DEV_SUBJECT = "dev-user"
 DEV_SERVICE_KEY = "development-only-service-key-000000"
@@ -63,12 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--simulator-port", type=int, default=None, help="default: --port + 1")
     dev.set_defaults(run=_dev)
 
-    token = commands.add_parser("token", help="tokens for end users")
-    token_commands = token.add_subparsers(required=True, metavar="ACTION")
-    mint = token_commands.add_parser("mint", help="print a token for a subject")
-    mint.add_argument("--sub", required=True, help="the end user's id")
-    mint.add_argument("--ttl", type=int, default=None, help="seconds (BROKER_TOKEN_TTL)")
-    mint.set_defaults(run=_mint)
+    _add_token_commands(commands)
 
     relay = commands.add_parser("relay", help="the relay's dead letters (in REDIS_URL)")
     relay_commands = relay.add_subparsers(required=True, metavar="ACTION")
@@ -143,10 +143,98 @@ async def _serve_with_companion(main: uvicorn.Server, companion: uvicorn.Server)
         await companion_task
 
 
+def _add_token_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = commands.add_parser("token", help="tokens for end users")
+    token_commands = token.add_subparsers(required=True, metavar="ACTION")
+    mint = token_commands.add_parser("mint", help="print a token for a subject")
+    mint.add_argument("--sub", required=True, help="the end user's id")
+    mint.add_argument("--ttl", type=int, default=None, help="seconds (BROKER_TOKEN_TTL_S)")
+    mint.add_argument("--preset", action="append", default=None, help="a preset sessions may "
+                      "be created from (repeatable; default: any)")  # fmt: skip
+    mint.add_argument("--max-channels", type=int, default=None)
+    mint.add_argument("--max-duration", type=int, default=None, help="seconds a session may last")
+    mint.add_argument("--max-sessions", type=int, default=None, help="sessions it may create")
+    mint.add_argument("--single-use", action="store_true", help="one session (--max-sessions 1)")
+    mint.add_argument("--client-ref", default=None, help="the app's own reference, opaque")
+    mint.add_argument("--json", action="store_true", help="print token, token_id, expires_at, "
+                      "bindings as POST /v1/tokens answers them")  # fmt: skip
+    mint.set_defaults(run=_mint)
+    revoke = token_commands.add_parser(
+        "revoke", help="revoke a token, or every token of a subject (in REDIS_URL)"
+    )
+    revoke.add_argument("token_id", nargs="?", metavar="TOKEN_ID", help="as minted (token_id)")
+    revoke.add_argument("--subject", default=None, help="every token of this end user until now")
+    revoke.set_defaults(run=_revoke)
+
+
+# `broker token mint`'s options, by the request field each one sets.
+_MINT_OPTIONS = {"sub": "--sub", "ttl": "--ttl", "presets": "--preset",
+                 "max_channels": "--max-channels", "max_duration_s": "--max-duration",
+                 "max_sessions": "--max-sessions", "single_use": "--single-use",
+                 "client_ref": "--client-ref"}  # fmt: skip
+
+
 def _mint(args: argparse.Namespace) -> None:
     settings = load_settings()
-    tokens = TokenService(settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s)
-    print(tokens.mint(args.sub, args.ttl).token)
+    rules = rules_from_settings(settings)
+    binds = BindingRules(rules.max_channels, presets=frozenset(rules.presets))
+    tokens = TokenService(
+        settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s, binds
+    )
+    body = {
+        "sub": args.sub,
+        "ttl": args.ttl,
+        "presets": args.preset,
+        "max_channels": args.max_channels,
+        "max_duration_s": args.max_duration,
+        "max_sessions": args.max_sessions,
+        "single_use": args.single_use or None,
+        "client_ref": args.client_ref,
+    }
+    try:
+        minted = tokens.mint_request(body)
+    except InvalidFields as refused:
+        for problem in refused.problems:
+            option = _MINT_OPTIONS.get(problem.field, problem.field)
+            print(f"broker: {option} {problem.message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(minted_answer(minted)) if args.json else minted.token)
+
+
+def _revoke(args: argparse.Namespace) -> None:
+    if (args.token_id is None) == (args.subject is None):
+        print("broker: name a TOKEN_ID or a --subject (one of the two)", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        if args.subject is not None:
+            subject = validate_subject(args.subject)
+            held = asyncio.run(_with_revocations(lambda found: found.revoke_subject(subject)))
+            print(f"revoked every token of the subject issued until {_utc(int(held * 1000))}")
+        else:
+            asyncio.run(_with_revocations(lambda found: found.revoke_token(args.token_id)))
+            print(f"revoked token {args.token_id}")
+    except InvalidFields as refused:
+        print(f"broker: --subject {refused.problems[0].message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except NotFound:
+        print(f"broker: {args.token_id!r} is not a token id of this broker", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+async def _with_revocations(action: Callable[[Revocations], Awaitable[Answer]]) -> Answer:
+    """`action` on the revocations in the configured Redis, which it needs."""
+    settings = load_settings()
+    if not settings.redis_url:
+        print("broker: REDIS_URL is missing (revocations are kept in its Redis)", file=sys.stderr)
+        raise SystemExit(2)
+    client = open_redis(settings)
+    try:
+        return await action(Revocations(client, settings))
+    except RedisError as exc:
+        print(f"broker: Redis failed: {type(exc).__name__}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        await client.aclose()
 
 
 def _list_dead_letters(args: argparse.Namespace) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -20,6 +22,8 @@ from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
 
 from broker.errors import SettingsError
+
+logger = logging.getLogger("broker.settings")
 
 # Signs development tokens only; `broker serve` refuses to start while it is configured.
 DEVELOPMENT_SECRET = "development-only-insecure-secret-key"  # noqa: S105  # public by design
@@ -105,6 +109,26 @@ def _optional_header_name(text: str) -> str | None:
     return text.strip().lower() or None
 
 
+def _seconds_as_ms(text: str) -> int:
+    """Seconds, as a setting spells them, held as the whole milliseconds Redis takes."""
+    seconds = float(text)
+    if not math.isfinite(seconds):
+        raise ValueError("not a number of seconds")
+    return round(seconds * 1000)
+
+
+@dataclass(frozen=True)
+class FormerName:
+    """A setting's variable before a rename, still read for a deprecation period.
+
+    Setting it logs a warning at start naming the new variable; setting both to different
+    values is refused. `parse` reads a former name that spelled another unit (milliseconds).
+    """
+
+    env_name: str
+    parse: Callable[[str], object] | None = None
+
+
 @dataclass(frozen=True)
 class Setting:
     """One row of the settings table: an environment variable and the `Settings` field it fills."""
@@ -118,6 +142,8 @@ class Setting:
     maximum: float | None = None
     # Strictly greater than: for a float that must be positive, where no inclusive minimum fits.
     above: float | None = None
+    # The variable's name before a rename (every duration is spelled `_S` now).
+    former: FormerName | None = None
 
     def bounds(self) -> str | None:
         """The bounds in words (`between 1 and 8`), or None when the setting has none."""
@@ -149,6 +175,7 @@ def _setting(
     minimum: float | None = None,
     maximum: float | None = None,
     above: float | None = None,
+    former: FormerName | None = None,
 ) -> ParsedValue:
     """A `Settings` field read from `env_name`; its row rides in the field's metadata."""
     row = {
@@ -158,6 +185,7 @@ def _setting(
         "minimum": minimum,
         "maximum": maximum,
         "above": above,
+        "former": former,
     }
     return field(default=default, metadata=row)
 
@@ -245,28 +273,39 @@ class Settings:
         "BROKER_AUTH_MODES", ("token",), _strings, "How end users are identified."
     )
     token_ttl_s: int = _setting(
-        "BROKER_TOKEN_TTL", 3600, int, "Seconds a minted user token lasts by default.", minimum=1
+        "BROKER_TOKEN_TTL_S",
+        3600,
+        int,
+        "Seconds a minted user token lasts by default.",
+        minimum=1,
+        former=FormerName("BROKER_TOKEN_TTL"),
     )
     token_max_ttl_s: int = _setting(
-        "BROKER_TOKEN_MAX_TTL", 24 * 3600, int, "Most seconds a minted user token may ask to last."
+        "BROKER_TOKEN_MAX_TTL_S",
+        24 * 3600,
+        int,
+        "Most seconds a minted user token may ask to last.",
+        former=FormerName("BROKER_TOKEN_MAX_TTL"),
     )
     cors_origins: tuple[str, ...] = _setting(
         "BROKER_CORS_ORIGINS", (), _strings, "Browser origins allowed by CORS, exactly."
     )
 
     session_ttl_s: int = _setting(
-        "BROKER_SESSION_TTL",
+        "BROKER_SESSION_TTL_S",
         GLADIA_MAX_SESSION_S + 30 * 60,
         int,
         "Seconds a session record is kept: a whole live session plus a margin.",
         minimum=GLADIA_MAX_SESSION_S,
+        former=FormerName("BROKER_SESSION_TTL"),
     )
     result_ttl_s: int = _setting(
-        "BROKER_RESULT_TTL",
+        "BROKER_RESULT_TTL_S",
         7 * 24 * 3600,
         int,
         "Seconds a final result is kept after its session is done.",
         minimum=1,
+        former=FormerName("BROKER_RESULT_TTL"),
     )
     max_body_bytes: int = _setting(
         "BROKER_MAX_BODY_BYTES",
@@ -283,15 +322,22 @@ class Settings:
         minimum=1,
         maximum=8,
     )
+    allowed_models: tuple[str, ...] = _setting(
+        "BROKER_ALLOWED_MODELS",
+        ("solaria-1",),
+        _strings,
+        "Gladia models a client may name in `model` (none: Gladia's default only).",
+    )
     sessions_index_max: int = _setting(
         "BROKER_SESSIONS_INDEX_MAX", 1000, int, "Most sessions listed per user.", minimum=1
     )
     retry_after_s: int = _setting(
-        "BROKER_RETRY_AFTER",
+        "BROKER_RETRY_AFTER_S",
         5,
         int,
         "Retry-After seconds when Redis or Gladia is unavailable.",
         minimum=1,
+        former=FormerName("BROKER_RETRY_AFTER"),
     )
     demo_enabled: bool = _setting(
         "BROKER_DEMO", False, _boolean, "Whether `broker serve` serves /demo (`dev` always does)."
@@ -313,18 +359,20 @@ class Settings:
         "BROKER_JWT_ALGORITHMS", ("RS256",), _strings, "jwt mode: accepted signing algorithms."
     )
     jwt_leeway_s: int = _setting(
-        "BROKER_JWT_LEEWAY",
+        "BROKER_JWT_LEEWAY_S",
         30,
         int,
         "jwt mode: seconds of clock skew tolerated on exp, nbf and iat.",
         minimum=0,
+        former=FormerName("BROKER_JWT_LEEWAY"),
     )
     jwt_jwks_cache_s: int = _setting(
-        "BROKER_JWT_JWKS_CACHE_TTL",
+        "BROKER_JWT_JWKS_CACHE_TTL_S",
         300,
         int,
         "jwt mode: seconds the signing keys are cached.",
         minimum=1,
+        former=FormerName("BROKER_JWT_JWKS_CACHE_TTL"),
     )
     jwt_jwks_timeout_s: float = _setting(
         "BROKER_JWT_JWKS_TIMEOUT_S",
@@ -358,6 +406,13 @@ class Settings:
     creates_per_minute: int = _setting(
         "BROKER_CREATES_PER_MINUTE", 10, int, "Creates one user may make in 60 s.", minimum=1
     )
+    budget_seconds_per_day: int = _setting(
+        "BROKER_BUDGET_SECONDS_PER_DAY",
+        0,
+        int,
+        "Audio seconds (times channels) of one user's finished sessions per UTC day; 0: none.",
+        minimum=0,
+    )
     reads_per_minute: int = _setting(
         "BROKER_READS_PER_MINUTE",
         600,
@@ -376,14 +431,20 @@ class Settings:
         minimum=1,
     )
     lease_ttl_s: int = _setting(
-        "BROKER_LEASE_TTL",
+        "BROKER_LEASE_TTL_S",
         GLADIA_MAX_SESSION_S + 5 * 60,
         int,
         "Seconds a live-session lease lasts unless the session ends first.",
         minimum=1,
+        former=FormerName("BROKER_LEASE_TTL"),
     )
     idempotency_ttl_s: int = _setting(
-        "BROKER_IDEMPOTENCY_TTL", 24 * 3600, int, "Seconds an Idempotency-Key is kept.", minimum=1
+        "BROKER_IDEMPOTENCY_TTL_S",
+        24 * 3600,
+        int,
+        "Seconds an Idempotency-Key is kept.",
+        minimum=1,
+        former=FormerName("BROKER_IDEMPOTENCY_TTL"),
     )
     policy_file: str | None = _setting(
         "BROKER_POLICY_FILE", None, _optional_text, "What clients may ask Gladia for (JSON, TOML)."
@@ -396,11 +457,12 @@ class Settings:
         "Which Gladia callbacks each session sends to the broker.",
     )
     callback_ttl_s: int = _setting(
-        "BROKER_CALLBACK_TTL",
+        "BROKER_CALLBACK_TTL_S",
         DEFAULT_CALLBACK_TTL_S,
         int,
         "Seconds a callback URL stays valid.",
         minimum=GLADIA_MAX_SESSION_S,
+        former=FormerName("BROKER_CALLBACK_TTL"),
     )
     callback_max_body_bytes: int = _setting(
         "BROKER_CALLBACK_MAX_BODY_BYTES",
@@ -410,21 +472,24 @@ class Settings:
         minimum=1,
     )
     dedupe_ttl_s: int = _setting(
-        "BROKER_DEDUPE_TTL",
+        "BROKER_DEDUPE_TTL_S",
         DEFAULT_DEDUPE_TTL_S,
         int,
         "Seconds a delivery is remembered, to drop its repeats.",
         minimum=1,
+        former=FormerName("BROKER_DEDUPE_TTL"),
     )
     events_max: int = _setting(
         "BROKER_EVENTS_MAX", 10_000, int, "Events kept per session.", minimum=1
     )
+    # Held in milliseconds, as Redis' XREAD BLOCK takes it; set in seconds like every duration.
     events_block_ms: int = _setting(
-        "BROKER_EVENTS_BLOCK_MS",
+        "BROKER_EVENTS_BLOCK_S",
         500,
-        int,
-        "Milliseconds one read of an event stream waits for news.",
-        minimum=1,
+        _seconds_as_ms,
+        "Seconds one read of an event stream waits for news (to the millisecond).",
+        above=0,
+        former=FormerName("BROKER_EVENTS_BLOCK_MS", parse=int),
     )
     sse_heartbeat_s: float = _setting(
         "BROKER_SSE_HEARTBEAT_S",
@@ -544,14 +609,33 @@ def _config(environ: Mapping[str, str] | None, env_file: str | Path | None) -> C
 
 
 def _read(config: Config, row: Setting) -> object:
+    """The row's variable, else its former name (with a warning), else the row's default."""
     text = config(row.env_name, default=None)
-    if text is None:
-        return row.default
+    value = row.default if text is None else _parse(row.env_name, row.parse, text)
+    former = row.former
+    former_text = None if former is None else config(former.env_name, default=None)
+    if former is None or former_text is None:
+        return value
+    former_value = _parse(former.env_name, former.parse or row.parse, former_text)
+    if text is not None and former_value != value:
+        raise SettingsError(
+            f"{former.env_name} and {row.env_name} are both set, to different values: "
+            f"{former.env_name} is {row.env_name}'s former name; keep {row.env_name} only"
+        )
+    logger.warning(
+        "%s is deprecated: rename it %s (the old name is read until it is removed)",
+        former.env_name,
+        row.env_name,
+    )
+    return former_value if text is None else value
+
+
+def _parse(env_name: str, parse: Callable[[str], object], text: str) -> object:
     try:
-        return row.parse(text)
+        return parse(text)
     except (TypeError, ValueError):
         # Not the parser's message: it would quote the value, and the value may be a secret.
-        raise SettingsError(f"{row.env_name} has a value of the wrong type") from None
+        raise SettingsError(f"{env_name} has a value of the wrong type") from None
 
 
 def check_consistency(settings: Settings) -> list[str]:
@@ -569,7 +653,7 @@ def check_consistency(settings: Settings) -> list[str]:
     if settings.public_url and urlsplit(settings.public_url).scheme not in ("http", "https"):
         problems.append("BROKER_PUBLIC_URL must be an http(s) URL")
     if settings.token_ttl_s > settings.token_max_ttl_s:
-        problems.append("BROKER_TOKEN_TTL must not exceed BROKER_TOKEN_MAX_TTL")
+        problems.append("BROKER_TOKEN_TTL_S must not exceed BROKER_TOKEN_MAX_TTL_S")
     problems.extend(_check_operations(settings))
     problems.extend(_identity_problems(settings))
     problems.extend(_callback_problems(settings))
@@ -634,7 +718,7 @@ def _callback_problems(settings: Settings) -> list[str]:
         )
     # A blocked XREAD must answer before the Redis socket timeout gives up on it.
     if settings.events_block_ms >= settings.redis_socket_timeout_s * 1000:
-        problems.append("BROKER_EVENTS_BLOCK_MS must be below REDIS_SOCKET_TIMEOUT_S")
+        problems.append("BROKER_EVENTS_BLOCK_S must be below REDIS_SOCKET_TIMEOUT_S")
     for secret in settings.gladia_webhook_secrets:
         if not _is_webhook_secret(str(secret)):
             problems.append("GLADIA_WEBHOOK_SECRETS holds a value that is not a whsec_ secret")
@@ -686,7 +770,7 @@ def check_for_production(settings: Settings) -> list[str]:
     if "jwt" in settings.auth_modes and urlsplit(settings.jwt_jwks_url or "").scheme != "https":
         problems.append("BROKER_JWT_JWKS_URL must be an https URL")
     if settings.lease_ttl_s < GLADIA_MAX_SESSION_S:
-        problems.append("BROKER_LEASE_TTL must cover a whole live session (10800 s or more)")
+        problems.append("BROKER_LEASE_TTL_S must cover a whole live session (10800 s or more)")
     return problems
 
 

@@ -46,8 +46,10 @@ def open_relay_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-def relay_body(session_id: str, subject: str | None, entry: StreamEntry) -> bytes:
-    """What the backend receives for one event."""
+def relay_body(
+    session_id: str, subject: str | None, entry: StreamEntry, client_ref: str | None = None
+) -> bytes:
+    """What the backend receives for one event; `client_ref` when the session's token had one."""
     body: dict[str, Any] = {
         "type": entry.event,
         "session_id": session_id,
@@ -57,6 +59,8 @@ def relay_body(session_id: str, subject: str | None, entry: StreamEntry) -> byte
         "received_at": entry.received_at,
         "payload": entry.payload,
     }
+    if client_ref is not None:
+        body["client_ref"] = client_ref
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -126,11 +130,11 @@ class Relay:
         entries = await self._events.read(owner, session_id, cursor, BATCH)
         if not entries:
             return JobOutcome.DONE
-        subject = await self._subject(owner, session_id)
+        subject, client_ref = await self._subject(owner, session_id)
         for entry in entries:
             if not await lease.renew():
                 return JobOutcome.MORE  # the lease was lost: whoever holds it carries on
-            error = await self._send(session_id, subject, entry)
+            error = await self._send(session_id, subject, entry, client_ref)
             if error is not None:
                 return await self._failed(member, entry, error)
             await self._events.advance_relay_cursor(owner, session_id, entry.id)
@@ -163,16 +167,20 @@ class Relay:
         )
         return JobOutcome.PARKED
 
-    async def _subject(self, owner: str, session_id: str) -> str | None:
+    async def _subject(self, owner: str, session_id: str) -> tuple[str | None, str | None]:
+        """The session's user (as the callback binding keeps it) and its `client_ref`."""
         record = await self._sessions.load(owner, session_id)
         if record is None:
-            return None
-        return (await self._events.binding(owner, record.request_id)).subject
+            return None, None
+        binding = await self._events.binding(owner, record.request_id)
+        return binding.subject, record.client_ref
 
-    async def _send(self, session_id: str, subject: str | None, entry: StreamEntry) -> str | None:
+    async def _send(
+        self, session_id: str, subject: str | None, entry: StreamEntry, client_ref: str | None
+    ) -> str | None:
         """Deliver one event: None once the backend took it, else what went wrong (a class name
         or `http_<status>`, never the backend's words)."""
-        body = relay_body(session_id, subject, entry)
+        body = relay_body(session_id, subject, entry, client_ref)
         headers = signed_headers(
             self._key, relay_message_id(session_id, entry), int(time.time()), body
         )

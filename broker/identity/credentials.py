@@ -6,14 +6,15 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import math
 import re
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Protocol
+from typing import Any, Protocol
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 from starlette.datastructures import Headers, Secret
@@ -21,7 +22,17 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from broker.errors import FieldProblem, InvalidFields, Unauthorized
-from broker.identity.grants import NO_GRANT, Grant
+from broker.identity.grants import (
+    NO_BINDINGS,
+    NO_GRANT,
+    SUBJECT_KEY_LENGTH,
+    TOKEN_ID_LENGTH,
+    BindingRules,
+    Bindings,
+    Grant,
+    TokenIds,
+    read_bindings,
+)
 from broker.observability.logs import note_subject
 
 logger = logging.getLogger("broker.identity")
@@ -48,13 +59,20 @@ class Subject:
     @cached_property
     def key(self) -> str:
         """A stable, non-reversible handle for Redis keys and logs."""
-        return hashlib.sha256(self.id.encode()).hexdigest()[:32]
+        return subject_key(self.id)
+
+
+def subject_key(subject_id: str) -> str:
+    """The `Subject.key` of the subject `subject_id`."""
+    return hashlib.sha256(subject_id.encode()).hexdigest()[:SUBJECT_KEY_LENGTH]
 
 
 @dataclass(frozen=True)
 class MintedToken:
     token: str
     expires_at: datetime
+    token_id: str = ""
+    bindings: Bindings = NO_BINDINGS
 
 
 def bearer_credential(headers: Headers) -> str | None:
@@ -89,21 +107,61 @@ def validate_subject(subject: object) -> str:
 
 
 class TokenService:
-    """Mints and verifies the broker's own user tokens (itsdangerous, timed, purpose-salted)."""
+    """Mints and verifies the broker's own user tokens (itsdangerous, timed, purpose-salted).
 
-    def __init__(self, secret_keys: tuple[Secret, ...], default_ttl_s: int, max_ttl_s: int) -> None:
+    A token's payload: `sub`, `exp` (Unix s), `iat` (Unix s, to the microsecond: revocation
+    compares it with a not-before that may be set a moment earlier), `jti` (the token id without
+    its subject handle, which `sub` gives), and the bindings' short claims.
+    """
+
+    def __init__(
+        self,
+        secret_keys: tuple[Secret, ...],
+        default_ttl_s: int,
+        max_ttl_s: int,
+        binding_rules: BindingRules | None = None,
+    ) -> None:
         # Settings list the signing key first; itsdangerous signs with the last of its list.
         keys = [str(key) for key in reversed(secret_keys)]
         self._serializer = URLSafeTimedSerializer(keys, salt=USER_TOKEN_SALT)
+        self._ids = TokenIds(secret_keys)
         self._default_ttl_s = default_ttl_s
         self._max_ttl_s = max_ttl_s
+        self._binding_rules = binding_rules or BindingRules()
         # token -> (subject, the time it stops being valid); oldest entries leave first. It lives
         # and dies with this key list (keys change only by building a new service, on restart),
         # so a removed key opens nothing: never share it between services (test_tokens.py).
+        # Revocation is checked after it, on every request (Authenticator).
         self._verified: dict[str, tuple[Subject, float]] = {}
 
-    def mint(self, subject: object, ttl_s: object = None) -> MintedToken:
+    def mint(
+        self, subject: object, ttl_s: object = None, bindings: Bindings = NO_BINDINGS
+    ) -> MintedToken:
         """A token for `subject`, valid `ttl_s` seconds (the configured default when None)."""
+        ttl = self._ttl(ttl_s)
+        return self._signed(validate_subject(subject), ttl, bindings)
+
+    def mint_request(self, body: Mapping[str, object]) -> MintedToken:
+        """The token a mint request (`sub`, `ttl`, bindings) asks for; InvalidFields names each
+        field that is wrong."""
+        problems: list[FieldProblem] = []
+        subject, ttl = "", 0
+        try:
+            subject = validate_subject(body.get("sub"))
+        except InvalidFields as refused:
+            problems.extend(refused.problems)
+        try:
+            ttl = self._ttl(body.get("ttl"))
+        except InvalidFields as refused:
+            problems.extend(refused.problems)
+        bindings, binding_problems = read_bindings(body, self._binding_rules)
+        problems.extend(binding_problems)
+        if problems:
+            detail = "; ".join(f"{problem.field} {problem.message}" for problem in problems)
+            raise InvalidFields(detail, problems=tuple(problems))
+        return self._signed(subject, ttl, bindings)
+
+    def _ttl(self, ttl_s: object) -> int:
         ttl_s = self._default_ttl_s if ttl_s is None else ttl_s
         if isinstance(ttl_s, float) and ttl_s.is_integer():
             ttl_s = int(ttl_s)  # JSON has one number type: 600.0 is 600
@@ -111,11 +169,29 @@ class TokenService:
             raise _refuse("ttl", "must be a whole number of seconds")
         if not 1 <= ttl_s <= self._max_ttl_s:
             raise _refuse("ttl", f"must be between 1 and {self._max_ttl_s} seconds")
-        expires = int(time.time()) + ttl_s
-        token = self._serializer.dumps({"sub": validate_subject(subject), "exp": expires})
-        return MintedToken(token=token, expires_at=datetime.fromtimestamp(expires, UTC))
+        return ttl_s
+
+    def _signed(self, subject: str, ttl_s: int, bindings: Bindings) -> MintedToken:
+        now = time.time()
+        expires = int(now) + ttl_s
+        token_id = self._ids.new(subject_key(subject))
+        payload: dict[str, Any] = {
+            "sub": subject,
+            "exp": expires,
+            "iat": round(now, 6),
+            "jti": token_id[SUBJECT_KEY_LENGTH:],
+            **bindings.to_claims(),
+        }
+        return MintedToken(
+            token=self._serializer.dumps(payload),
+            expires_at=datetime.fromtimestamp(expires, UTC),
+            token_id=token_id,
+            bindings=bindings,
+        )
 
     def verify(self, token: str) -> Subject:
+        """The subject of a valid token, with its grant; Unauthorized otherwise (not revocation:
+        the Authenticator checks that on every request)."""
         cached = self._verified.get(token)
         if cached is not None:
             subject, valid_until = cached
@@ -137,11 +213,32 @@ class TokenService:
         valid_until = min(expires, signed_at.timestamp() + self._max_ttl_s)
         if valid_until <= time.time():
             raise Unauthorized()
-        subject = Subject(id=subject_id)
+        subject = Subject(id=subject_id, grant=_grant(payload, subject_id, signed_at))
         if len(self._verified) >= VERIFIED_TOKENS_CACHED:
             del self._verified[next(iter(self._verified))]
         self._verified[token] = (subject, valid_until)
         return subject
+
+
+_JTI = re.compile(rf"^[0-9a-f]{{{TOKEN_ID_LENGTH - SUBJECT_KEY_LENGTH}}}$")
+
+
+def _grant(payload: dict[str, Any], subject_id: str, signed_at: datetime) -> Grant:
+    """The grant of a verified payload; tokens minted before ids and bindings existed have only
+    their signing time (whole seconds) as issue time."""
+    issued_at, jti = payload.get("iat", signed_at.timestamp()), payload.get("jti")
+    if isinstance(issued_at, bool) or not isinstance(issued_at, int | float):
+        raise Unauthorized()
+    if not math.isfinite(issued_at) or (
+        jti is not None and not (isinstance(jti, str) and _JTI.fullmatch(jti))
+    ):
+        raise Unauthorized()
+    try:
+        bindings = Bindings.from_claims(payload)
+    except ValueError:
+        raise Unauthorized() from None
+    token_id = subject_key(subject_id) + jti if isinstance(jti, str) else None
+    return Grant(token_id=token_id, issued_at=float(issued_at), bindings=bindings)
 
 
 class ServiceKeys:
@@ -165,6 +262,12 @@ class BearerVerifier(Protocol):
     """A mode that turns a bearer credential into a Subject (the `jwt` mode is one)."""
 
     async def verify(self, token: str) -> Subject: ...
+
+
+class RevocationCheck(Protocol):
+    """Refuses a subject whose credential was revoked (broker.identity.revocation)."""
+
+    async def check(self, subject: Subject) -> None: ...
 
 
 class TrustedProxies:
@@ -225,7 +328,11 @@ def peer_address(scope: Scope) -> str | None:
 
 
 class Authenticator:
-    """Resolves a request's credentials to a Subject through the configured modes, or 401."""
+    """Resolves a request's credentials to a Subject through the configured modes, or 401.
+
+    With `revocations` (the app always gives it), every request's credential is checked against
+    the revocations in Redis, whichever mode it came through.
+    """
 
     def __init__(
         self,
@@ -234,17 +341,28 @@ class Authenticator:
         modes: tuple[str, ...] = ("token",),
         jwt: BearerVerifier | None = None,
         gateway: GatewayIdentity | None = None,
+        revocations: RevocationCheck | None = None,
     ) -> None:
+        self._revocations = revocations
         self._tokens = tokens if "token" in modes else None
         self._jwt = jwt if "jwt" in modes else None
         self._gateway = gateway if "gateway" in modes else None
         if ("jwt" in modes and jwt is None) or ("gateway" in modes and gateway is None):
             raise ValueError("every configured identity mode needs its verifier")
 
-    async def authenticate(self, headers: Headers, peer: str | None = None) -> Subject:
-        """The subject of a request's credentials; `peer` is the TCP peer (for `gateway`)."""
+    async def authenticate(
+        self, headers: Headers, peer: str | None = None, *, check_revocation: bool = True
+    ) -> Subject:
+        """The subject of a request's credentials; `peer` is the TCP peer (for `gateway`).
+
+        `check_revocation=False` leaves the revocation check to the caller, which must make it
+        (`SessionLifecycle.reconnect` reads it with the record).
+        """
         subject = await self._resolve(headers, peer)
         note_subject(subject.key)  # the access line names the subject by its hash
+        if self._revocations is not None and check_revocation:
+            # After the verified-token cache, on every request: a revocation counts at once.
+            await self._revocations.check(subject)
         return subject
 
     async def _resolve(self, headers: Headers, peer: str | None) -> Subject:
@@ -265,5 +383,9 @@ class Authenticator:
             return await self._jwt.verify(credential)
         raise Unauthorized()
 
-    async def authenticate_request(self, request: Request) -> Subject:
-        return await self.authenticate(request.headers, peer_address(request.scope))
+    async def authenticate_request(
+        self, request: Request, *, check_revocation: bool = True
+    ) -> Subject:
+        return await self.authenticate(
+            request.headers, peer_address(request.scope), check_revocation=check_revocation
+        )

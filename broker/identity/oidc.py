@@ -1,7 +1,7 @@
 """`jwt` identity mode: tokens from the app's OIDC provider, checked against its published keys.
 
 The JWKS comes from one configured URL (never from the token's `jku`/`x5u`/`jwk` headers), is
-cached for `BROKER_JWT_JWKS_CACHE_TTL` seconds, and is fetched again at most once for a token whose
+cached for `BROKER_JWT_JWKS_CACHE_TTL_S`, and is fetched again at most once for a token whose
 `kid` is unknown (and then not again for `REFETCH_MIN_INTERVAL_S`), so a stream of forged tokens
 cannot turn the broker into a load generator against the provider. Algorithms come from the
 allow-list only (asymmetric, never `none`, never HMAC); `exp`, `iss` and `aud` are required.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import ssl
 import time
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ import jwt
 
 from broker.errors import IdentityUnavailable, InvalidFields, SettingsError, Unauthorized
 from broker.identity.credentials import Subject, validate_subject
+from broker.identity.grants import Grant
 from broker.settings import Settings
 
 logger = logging.getLogger("broker.identity")
@@ -29,6 +31,7 @@ logger = logging.getLogger("broker.identity")
 REFETCH_MIN_INTERVAL_S = 10.0
 MAX_JWKS_BYTES = 256 * 1024
 MAX_TOKEN_LENGTH = 16 * 1024
+MAX_JTI_LENGTH = 256  # a longer `jti` is not kept: no revocation field is named after it
 
 
 def jwks_tls_context(settings: Settings) -> ssl.SSLContext:
@@ -184,6 +187,19 @@ class JwtVerifier:
         except (jwt.PyJWTError, ValueError, TypeError):
             raise Unauthorized() from None
         try:
-            return Subject(id=validate_subject(claims.get(self._subject_claim)))
+            subject_id = validate_subject(claims.get(self._subject_claim))
         except InvalidFields:
             raise Unauthorized() from None
+        return Subject(id=subject_id, grant=jwt_grant(claims))
+
+
+def jwt_grant(claims: Mapping[str, Any]) -> Grant:
+    """A JWT's `iat` and `jti`, for revocation; JWTs bind nothing (their provider decides)."""
+    issued_at, token_id = claims.get("iat"), claims.get("jti")
+    if isinstance(issued_at, bool) or not isinstance(issued_at, int | float):
+        issued_at = None  # no issue time: a subject's not-before cannot refuse it
+    elif not math.isfinite(issued_at):
+        raise Unauthorized()
+    if not isinstance(token_id, str) or not 1 <= len(token_id) <= MAX_JTI_LENGTH:
+        token_id = None
+    return Grant(token_id=token_id, issued_at=None if issued_at is None else float(issued_at))

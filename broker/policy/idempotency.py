@@ -1,7 +1,7 @@
 """`Idempotency-Key` on create: one key and body, one Gladia session, however often it is sent.
 
 A claim is a Redis hash `broker:{<subject>}:idem:<hash of the key>` (named in `broker.store.keys`,
-TTL `BROKER_IDEMPOTENCY_TTL`) moving through `pending` → `done` (the session id), or `unknown`
+TTL `BROKER_IDEMPOTENCY_TTL_S`) moving through `pending` → `done` (the session id), or `unknown`
 (Gladia may hold a session the client never received), or `spent` (it did, and the key cannot be
 replayed). A definite failure deletes the claim so the same key may be sent again. Requests that
 find a claim `pending` wait for it; a claim left `pending` past Gladia's deadline (its instance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ __all__ = [
     "BIT_DEPTHS",
     "BROKER_OWNED_FIELDS",
     "CLIENT_FIELDS",
+    "CLIENT_METADATA_KEY",
     "ENCODINGS",
     "LANGUAGES",
     "MAX_LANGUAGES",
@@ -45,8 +47,9 @@ MESSAGE_FLAGS = (
     "receive_lifecycle_events",
 )
 # Set by the broker alone: a client that could set them could redirect results or spoof records.
-BROKER_OWNED_FIELDS = ("callback", "callback_config", "custom_metadata")
+BROKER_OWNED_FIELDS = ("callback", "callback_config")
 CLIENT_FIELDS = (
+    "model",
     "encoding",
     "bit_depth",
     "sample_rate",
@@ -57,9 +60,27 @@ CLIENT_FIELDS = (
     "messages_config",
     "realtime_processing",
     "post_processing",
+    "custom_metadata",
     "region",
 )
 PRESET_FIELD = "preset"
+# `custom_metadata` is shared: the broker's keys at its top level, a client's object under
+# `client`, so no key a client sends can stand for the broker's (reconciliation matches the
+# top-level `broker_request_id`).
+CLIENT_METADATA_KEY = "client"
+# A client's metadata is flat and small, so the whole stays within Gladia's 2000 characters
+# stringified: 10 entries of a 40-character key and a 64-character value (2 UTF-16 units per
+# character at worst: a quote, a backslash, an astral character), and the broker's own keys.
+METADATA_MAX_ENTRIES = 10
+METADATA_MAX_KEY = 40
+METADATA_MAX_TEXT = 64
+# JavaScript's safe integers: Gladia reads the JSON with it.
+METADATA_MAX_NUMBER = 2**53 - 1
+# Characters a key may not hold, and those a text value may not (JSON escapes them 6 times over).
+METADATA_KEY_BARRED = r"[^A-Za-z0-9_.-]"
+METADATA_TEXT_BARRED = r"[\x00-\x1f]"
+_METADATA_KEY_BARRED = re.compile(METADATA_KEY_BARRED)
+_METADATA_TEXT_BARRED = re.compile(METADATA_TEXT_BARRED)
 # An add-on's switch and its configuration: the configuration only travels with the switch on.
 _ADDON_PAIRS = (
     ("realtime_processing", "translation", "translation_config", True),
@@ -233,11 +254,14 @@ class SessionPolicy:
         request_id = request_id or uuid.uuid4().hex
         messages_config = {**config.pop("messages_config", {}), "receive_acknowledgments": True}
         callback = self._callback_fields(subject_key, request_id) if self._callback_fields else {}
+        metadata: dict[str, Any] = {"broker_request_id": request_id, "broker_subject": subject_key}
+        if "custom_metadata" in config:
+            metadata[CLIENT_METADATA_KEY] = config.pop("custom_metadata")
         gladia_body = {
             **config,
             "messages_config": messages_config,
             **callback,
-            "custom_metadata": {"broker_request_id": request_id, "broker_subject": subject_key},
+            "custom_metadata": metadata,
         }
         return InitRequest(body=gladia_body, region=region, request_id=request_id)
 
@@ -312,6 +336,7 @@ class SessionPolicy:
     def _readers(self, fields: _Fields) -> dict[str, Reader]:
         rules = self.rules
         return {
+            "model": lambda field, value: self._model(fields, field, value),
             "encoding": lambda field, value: fields.choice(field, value, rules.encodings),
             "bit_depth": lambda field, value: fields.choice(field, value, rules.bit_depths),
             "sample_rate": lambda field, value: fields.choice(field, value, rules.sample_rates),
@@ -324,8 +349,15 @@ class SessionPolicy:
             "messages_config": lambda field, value: self._messages_config(fields, field, value),
             "realtime_processing": lambda field, value: self._realtime(fields, field, value),
             "post_processing": lambda field, value: self._post_processing(fields, field, value),
+            "custom_metadata": lambda field, value: _custom_metadata(fields, field, value),
             "region": lambda field, value: fields.choice(field, value, rules.regions),
         }
+
+    def _model(self, fields: _Fields, field: str, value: object) -> Any:
+        if not self.rules.models:
+            fields.refuse(field, "may not be chosen on this broker: Gladia's default is used")
+            return value
+        return fields.choice(field, value, self.rules.models)
 
     def _language_config(self, fields: _Fields, field: str, value: object) -> dict[str, Any]:
         rules = self.rules
@@ -506,6 +538,47 @@ class SessionPolicy:
             language_config = config["language_config"] = {}
         if isinstance(language_config, dict) and not language_config.get("languages"):
             language_config["languages"] = sorted(self.rules.languages)
+
+
+def _custom_metadata(fields: _Fields, field: str, value: object) -> dict[str, Any]:
+    """A client's own metadata: a flat object of short keys and short scalar values."""
+    metadata = fields.mapping(field, value)
+    if len(metadata) > METADATA_MAX_ENTRIES:
+        fields.refuse(field, f"must have at most {METADATA_MAX_ENTRIES} entries")
+        return {}
+    kept: dict[str, Any] = {}
+    for key, item in metadata.items():
+        name = f"{field}.{_field_name(key)}"
+        if not 1 <= len(key) <= METADATA_MAX_KEY or _METADATA_KEY_BARRED.search(key):
+            fields.refuse(
+                name, f"must be named by 1 to {METADATA_MAX_KEY} letters, digits, '_', '.' or '-'"
+            )
+        elif not _metadata_value(item):
+            fields.refuse(
+                name,
+                f"must be a string of at most {METADATA_MAX_TEXT} characters without control "
+                f"characters, a number from -{METADATA_MAX_NUMBER} to {METADATA_MAX_NUMBER}, "
+                "true, false or null",
+            )
+        else:
+            kept[key] = item
+    return kept
+
+
+def _metadata_value(item: object) -> bool:
+    if item is None or isinstance(item, bool):
+        return True
+    if isinstance(item, int | float):
+        # NaN and the infinities (which Python's JSON reads) fail the comparison.
+        return -METADATA_MAX_NUMBER <= item <= METADATA_MAX_NUMBER
+    if isinstance(item, str):
+        # A lone surrogate (`"\ud800"` is valid JSON) would break any UTF-8 rendering of it.
+        return (
+            len(item) <= METADATA_MAX_TEXT
+            and not _METADATA_TEXT_BARRED.search(item)
+            and not any("\ud800" <= char <= "\udfff" for char in item)
+        )
+    return False
 
 
 def _field_name(key: str) -> str:

@@ -9,6 +9,12 @@ each with a TTL):
   to admission time (ms). Shares the subject's hash tag, so one script checks both atomically.
 - `broker:{<subject>}:reads`: the subject's read budget spent in the sliding window, one member
   per unit (a read costs one; a facade list one per session it asks Gladia about).
+- `broker:{<subject>}:token-uses:<token id>`: the creates a token bound to `max_sessions` was
+  admitted for; a set of request ids, never more than its `max_sessions`. Checked in the same
+  script as the two above; a create that Gladia refused, or that never reached it, gives its
+  use back (`release_lease(..., token_id=...)`), one whose outcome is unknown keeps it.
+- `broker:{<subject>}:usage:<day>`: read by that script too, for `BROKER_BUDGET_SECONDS_PER_DAY`
+  (written by `broker.policy.usage`).
 - `broker:{account}:leases`: every live session of the Gladia account, same shape.
 - `broker:{addr:<hash>}:misses`: failed authentications and not-found answers per client address.
   Most requests from an address that has not missed here need no look-up (`RecentMisses`).
@@ -33,7 +39,8 @@ from typing import Any, NoReturn, cast
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from broker.errors import TooManyRequests
+from broker.errors import Forbidden, TooManyRequests
+from broker.policy.usage import utc_day
 from broker.settings import Settings
 from broker.store.keys import (
     ACCOUNT_LEASES_KEY,
@@ -42,6 +49,8 @@ from broker.store.keys import (
     subject_creates_key,
     subject_leases_key,
     subject_reads_key,
+    subject_usage_key,
+    token_uses_key,
 )
 from broker.store.scripts import NOW_MS, LuaFunction, LuaScript, Step
 
@@ -50,8 +59,11 @@ logger = logging.getLogger("broker.limits")
 # A create holds its pending leases this long beyond Gladia's own deadline.
 PENDING_MARGIN_S = 30
 
-# keys: subject leases, subject creates. argv: member, max live, lease ms, max creates, window ms,
-# key TTL ms. Returns {granted, reason, wait ms}: the window is checked before the live cap.
+# keys: subject leases, subject creates, the token's uses, today's usage. argv: member, max live,
+# lease ms, max creates, window ms, key TTL ms, max sessions (0: unbound), uses TTL ms, budget
+# seconds (0: none). Returns {granted, reason, wait ms}: the token's uses, then the day's budget,
+# then the window, then the live cap. A token's uses are the set of request ids it was admitted
+# for (at most its max sessions), so a retried script finds its own and counts nothing twice.
 _ADMIT_SUBJECT = LuaFunction(
     "admit_subject",
     """
@@ -59,11 +71,20 @@ local function admit_subject(keys, argv)
   local now = now_ms()
   local member = argv[1]
   local window_ms = tonumber(argv[5])
+  local max_sessions = tonumber(argv[7])
+  local budget = tonumber(argv[9])
   redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', now)
   redis.call('ZREMRANGEBYSCORE', keys[2], '-inf', now - window_ms)
   if redis.call('ZSCORE', keys[1], member) then
     redis.call('ZADD', keys[1], now + tonumber(argv[3]), member)
     return {1, '', 0}
+  end
+  if max_sessions > 0 and redis.call('SISMEMBER', keys[3], member) == 0
+     and redis.call('SCARD', keys[3]) >= max_sessions then
+    return {0, 'binding_sessions', 0}
+  end
+  if budget > 0 and tonumber(redis.call('HGET', keys[4], 'seconds') or '0') >= budget then
+    return {0, 'budget_seconds_per_day', 86400000 - now % 86400000}
   end
   if redis.call('ZCARD', keys[2]) >= tonumber(argv[4]) then
     local oldest = redis.call('ZRANGE', keys[2], 0, 0, 'WITHSCORES')
@@ -77,11 +98,15 @@ local function admit_subject(keys, argv)
   redis.call('PEXPIRE', keys[1], argv[6])
   redis.call('ZADD', keys[2], now, member)
   redis.call('PEXPIRE', keys[2], window_ms)
+  if max_sessions > 0 then
+    redis.call('SADD', keys[3], member)
+    redis.call('PEXPIRE', keys[3], argv[8])
+  end
   return {1, '', 0}
 end
 """,
-    keys=2,
-    args=6,
+    keys=4,
+    args=9,
     calls=(NOW_MS,),
 )
 
@@ -279,6 +304,8 @@ class Limits:
         # A lease set lives as long as the longest lease it can hold.
         self._lease_key_ttl_ms = max(self._lease_ms, self._pending_ms)
         self._retry_after_s = settings.retry_after_s
+        self._uses_ttl_ms = settings.token_max_ttl_s * 1000
+        self._budget_s = settings.budget_seconds_per_day
         self.refusals: Counter[str] = Counter()
         self._recent_misses = RecentMisses(window_s)
         self._admit_subject = LuaScript(client, _ADMIT_SUBJECT)
@@ -289,15 +316,31 @@ class Limits:
         self._max_reads = settings.reads_per_minute
         self._spend_reads = LuaScript(client, _SPEND_READS)
 
-    async def admit(self, subject_key: str, request_id: str) -> None:
+    async def admit(
+        self,
+        subject_key: str,
+        request_id: str,
+        *,
+        token_id: str | None = None,
+        max_sessions: int | None = None,
+    ) -> None:
         """Take a pending lease for the subject and the account, or raise TooManyRequests.
 
-        Two scripts, subject first: a subject over its own limits never touches the account
-        set, so one user hammering cannot crowd others out of it. Redis errors propagate (the
-        caller answers 503: creates fail closed).
+        With `max_sessions`, the create also takes one of the token's uses (Forbidden once they
+        are all taken). Two scripts, subject first: a subject over its own limits never touches
+        the account set, so one user hammering cannot crowd others out of it. Redis errors
+        propagate (the caller answers 503: creates fail closed).
         """
+        if max_sessions is not None and not token_id:
+            raise ValueError("a token bound to max_sessions needs its id to be counted")
+        uses_key = token_uses_key(subject_key, token_id or "")
         granted, reason, wait_ms = await self._admit_subject(
-            keys=[subject_leases_key(subject_key), subject_creates_key(subject_key)],
+            keys=[
+                subject_leases_key(subject_key),
+                subject_creates_key(subject_key),
+                uses_key,
+                subject_usage_key(subject_key, utc_day()),
+            ],
             args=[
                 request_id,
                 self._max_live,
@@ -305,14 +348,13 @@ class Limits:
                 self._max_creates,
                 self._window_ms,
                 self._lease_key_ttl_ms,
+                max_sessions or 0,
+                self._uses_ttl_ms,
+                self._budget_s,
             ],
         )
         if not granted:
-            if reason == "creates_per_minute":
-                self._refuse(reason, "Too many sessions created; wait before creating another",
-                             _wait_s(wait_ms))  # fmt: skip
-            self._refuse(reason, "Too many live sessions; end one before starting another",
-                         _wait_s(wait_ms, self._retry_after_s))  # fmt: skip
+            self._refuse_subject(reason, wait_ms, max_sessions)
         granted, reason, wait_ms = await self._admit_account(
             keys=[ACCOUNT_LEASES_KEY],
             args=[request_id, self._account_max_live, self._pending_ms, self._lease_key_ttl_ms],
@@ -322,33 +364,68 @@ class Limits:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(subject_leases_key(subject_key), request_id)
                 pipe.zrem(subject_creates_key(subject_key), request_id)
+                if max_sessions is not None:
+                    pipe.srem(uses_key, request_id)
                 await pipe.execute()
             self._refuse(reason, "Transcription capacity is fully used; try again shortly",
                          _wait_s(wait_ms, self._retry_after_s))  # fmt: skip
 
-    def confirm_subject_step(self, subject_key: str, request_id: str, session_id: str) -> Step:
+    def _refuse_subject(self, reason: str, wait_ms: object, max_sessions: int | None) -> NoReturn:
+        if reason == "binding_sessions":
+            self.refusals[reason] += 1
+            logger.info("limit refused: %s", reason, extra={"fields": {"limit": reason}})
+            raise Forbidden(
+                f"This token may create {max_sessions} session(s) and has created them all; "
+                "ask the app for a new token",
+                reason=reason,
+            )
+        if reason == "budget_seconds_per_day":
+            self._refuse(reason, "Today's audio budget is used up; try again after UTC midnight",
+                         _wait_s(wait_ms))  # fmt: skip
+        if reason == "creates_per_minute":
+            self._refuse(reason, "Too many sessions created; wait before creating another",
+                         _wait_s(wait_ms))  # fmt: skip
+        self._refuse(reason, "Too many live sessions; end one before starting another",
+                     _wait_s(wait_ms, self._retry_after_s))  # fmt: skip
+
+    def confirm_subject_step(
+        self, subject_key: str, request_id: str, session_id: str, lease_s: float | None = None
+    ) -> Step:
         """A create's pending lease of the subject made the session's own, for the whole
-        session: a step of the create's script on the owner's slot (`CreateWrites`)."""
+        session (or `lease_s`, when shorter): a step of the create's script on the owner's
+        slot (`CreateWrites`)."""
         return Step(
             CONFIRM_LEASE,
             [subject_leases_key(subject_key)],
-            self._confirm_args(request_id, session_id),
+            self._confirm_args(request_id, session_id, lease_s),
         )
 
-    async def confirm_account(self, request_id: str, session_id: str) -> None:
+    async def confirm_account(
+        self, request_id: str, session_id: str, lease_s: float | None = None
+    ) -> None:
         """The account's pending lease made the session's own, beside the create's script."""
         await self._confirm(
-            keys=[ACCOUNT_LEASES_KEY], args=self._confirm_args(request_id, session_id)
+            keys=[ACCOUNT_LEASES_KEY], args=self._confirm_args(request_id, session_id, lease_s)
         )
 
-    def _confirm_args(self, request_id: str, session_id: str) -> list[str | int]:
-        return [request_id, session_id, self._lease_ms, self._lease_key_ttl_ms]
+    def _confirm_args(
+        self, request_id: str, session_id: str, lease_s: float | None
+    ) -> list[str | int]:
+        lease_ms = self._lease_ms if lease_s is None else min(self._lease_ms, int(lease_s * 1000))
+        return [request_id, session_id, max(1, lease_ms), self._lease_key_ttl_ms]
 
-    async def release_lease(self, subject_key: str, lease_id: str) -> None:
-        """End a lease (a session id, or a failed create's request id); releasing twice is fine."""
+    async def release_lease(
+        self, subject_key: str, lease_id: str, *, token_id: str | None = None
+    ) -> None:
+        """End a lease (a session id, or a failed create's request id); releasing twice is fine.
+
+        With `token_id`, the create named `lease_id` also gives the token's use back.
+        """
         # Two hash slots, plain commands: one round trip on a single node, split on a cluster.
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zrem(subject_leases_key(subject_key), lease_id)
+            if token_id:
+                pipe.srem(token_uses_key(subject_key, token_id), lease_id)
             pipe.zrem(ACCOUNT_LEASES_KEY, lease_id)
             await pipe.execute()
 

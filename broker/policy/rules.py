@@ -1,8 +1,9 @@
 """What ops allow clients to ask Gladia for: formats, languages, add-ons with caps, presets.
 
-The rules come from settings (`BROKER_MAX_CHANNELS`, `GLADIA_REGION`) and, when
-`BROKER_POLICY_FILE` names one, from a JSON or TOML file. Everything a file does not mention keeps
-the conservative default: every audio format and language Gladia accepts, no billable add-on.
+The rules come from settings (`BROKER_MAX_CHANNELS`, `BROKER_ALLOWED_MODELS`, `GLADIA_REGION`)
+and, when `BROKER_POLICY_FILE` names one, from a JSON or TOML file. Everything a file does not
+mention keeps the conservative default: every audio format and language Gladia accepts, no
+billable add-on.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ TRANSLATION_LANGUAGES = LANGUAGES | {"wo"}
 TRANSLATION_MODELS = ("base", "batch", "enhanced")
 SUMMARY_TYPES = ("general", "bullet_points", "concise")
 MAX_LANGUAGES = 10
+# The models of Gladia's contract (§1.2); BROKER_ALLOWED_MODELS may name others Gladia adds.
+GLADIA_MODELS = ("solaria-1",)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class PolicyRules:
     languages: frozenset[str] = LANGUAGES
     max_languages: int = MAX_LANGUAGES
     regions: tuple[str, ...] = GLADIA_REGIONS
+    # The `model` values a client may name; empty: none, Gladia's default is used.
+    models: tuple[str, ...] = GLADIA_MODELS
     translation: TranslationRule | None = None
     named_entity_recognition: bool = False
     sentiment_analysis: bool = False
@@ -96,7 +101,7 @@ class PolicyRules:
 def rules_from_settings(settings: Settings) -> PolicyRules:
     """The rules of `BROKER_POLICY_FILE`, within `BROKER_MAX_CHANNELS`; raises SettingsError."""
     if not settings.policy_file:
-        return PolicyRules(max_channels=settings.max_channels)
+        return PolicyRules(max_channels=settings.max_channels, models=settings.allowed_models)
     path = Path(settings.policy_file)
     try:
         text = path.read_text(encoding="utf-8")
@@ -106,10 +111,14 @@ def rules_from_settings(settings: Settings) -> PolicyRules:
             f"BROKER_POLICY_FILE cannot be read as {path.suffix.lstrip('.') or 'JSON'}: "
             f"{type(exc).__name__}"
         ) from None
-    return parse_rules(document, settings.max_channels)
+    return parse_rules(document, settings.max_channels, settings.allowed_models)
 
 
-def parse_rules(document: object, max_channels: int = GLADIA_MAX_CHANNELS) -> PolicyRules:
+def parse_rules(
+    document: object,
+    max_channels: int = GLADIA_MAX_CHANNELS,
+    models: tuple[str, ...] = GLADIA_MODELS,
+) -> PolicyRules:
     """Rules from a policy document (a parsed JSON or TOML object); raises SettingsError."""
     reader = _Document(document)
     languages = frozenset(reader.subset("languages", tuple(sorted(LANGUAGES))))
@@ -123,6 +132,7 @@ def parse_rules(document: object, max_channels: int = GLADIA_MAX_CHANNELS) -> Po
         languages=languages,
         max_languages=reader.integer("max_languages", default_max, 1, len(LANGUAGES)),
         regions=reader.subset("regions", GLADIA_REGIONS),
+        models=models,
         raw_configs=reader.boolean("raw_configs", True),
         **_addons(reader.section("addons")),
     )

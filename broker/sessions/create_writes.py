@@ -55,14 +55,18 @@ class CreateWrites:
             functions.append(BIND_CALLBACKS)
         self._owner_slot = ComposedScript(client, functions)
 
-    async def write(self, record: SessionRecord, subject_id: str) -> Written:
+    async def write(
+        self, record: SessionRecord, subject_id: str, *, lease_s: float | None = None
+    ) -> Written:
         """Every write at once; none is retried, and a failure of one does not stop the others.
 
-        When the record's script fails, the create's leases are released before returning.
+        The session's leases last `lease_s` when that is shorter than `BROKER_LEASE_TTL_S` (a
+        token's `max_duration_s`). When the record's script fails, the create's leases are
+        released before returning (a token's use stays spent: Gladia created the session).
         """
         steps = [
             self._store.save_step(record),
-            self._limits.confirm_subject_step(record.owner, record.request_id, record.id),
+            self._limits.confirm_subject_step(record.owner, record.request_id, record.id, lease_s),
         ]
         if self._bind_callbacks:
             steps.append(
@@ -75,7 +79,7 @@ class CreateWrites:
             )
         owner_slot, account_lease, session_owner = await asyncio.gather(
             self._owner_slot(*steps),
-            self._limits.confirm_account(record.request_id, record.id),
+            self._limits.confirm_account(record.request_id, record.id, lease_s),
             self._events.note_session_owner(record.id, record.owner)
             if self._note_session_owner
             else _nothing(),

@@ -1,9 +1,15 @@
-"""One create, the same for every surface: policy → idempotency → limits → Gladia → store.
+"""One create, the same for every surface: policy → bindings → idempotency → limits → Gladia →
+store.
 
 Each Gladia create is billable and Gladia has no idempotency of its own, so once a create may
 have reached Gladia it is never sent again blindly: its outcome is settled on the idempotency
 claim (when the client sent a key), and an unknown outcome is reconciled through Gladia's list
 before any new create.
+
+A token's bindings (`Subject.grant.bindings`) are checked before anything else is spent
+(`broker.policy.bindings`); its `max_sessions` uses are taken with the subject's leases and
+given back exactly where the leases are, when the create never reached Gladia or Gladia refused
+it, and its `max_duration_s` ends the session's URL and leases early (`expires_at`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from broker.errors import Conflict, EarlierAttemptCreated, UpstreamError
 from broker.events.intake import EventIntake
 from broker.gladia.client import GladiaClient
 from broker.identity.credentials import Subject
+from broker.policy.bindings import check_bindings
 from broker.policy.idempotency import (
     Claim,
     Idempotency,
@@ -66,6 +73,7 @@ class SessionCreator:
         """Create a live session for `subject` from an untrusted body, within every limit."""
         request_id = uuid.uuid4().hex
         init = self._policy.build_init_request(client_body, subject.key, request_id=request_id)
+        check_bindings(subject.grant.bindings, client_body, init.body, subject.grant.token_id)
         if idempotency_key is None:
             return await self._create(subject, init, region or init.region)
         begun = await self._idempotency.begin(
@@ -97,7 +105,7 @@ class SessionCreator:
                 )
             settlement, value = "abandon", ""
             await self._idempotency.renew(claim)
-            await self._limits.admit(subject.key, init.request_id)
+            await self._admit(subject, init.request_id)
             settlement, value = "unknown", init.request_id
             record = await self._send_and_store(subject, init, region)
             settlement, value = "done", record.id
@@ -115,8 +123,16 @@ class SessionCreator:
     async def _create(
         self, subject: Subject, init: InitRequest, region: str | None
     ) -> SessionRecord:
-        await self._limits.admit(subject.key, init.request_id)
+        await self._admit(subject, init.request_id)
         return await self._send_and_store(subject, init, region)
+
+    async def _admit(self, subject: Subject, request_id: str) -> None:
+        await self._limits.admit(
+            subject.key,
+            request_id,
+            token_id=_counted_token(subject),
+            max_sessions=subject.grant.bindings.max_sessions,
+        )
 
     async def _send_and_store(
         self, subject: Subject, init: InitRequest, region: str | None
@@ -126,26 +142,34 @@ class SessionCreator:
             created = await self._gladia.create_live_session(init.body, region)
         except UpstreamError as exc:
             if not exc.outcome_unknown:
-                await self._limits.release_lease(subject.key, init.request_id)
-            # Otherwise the pending leases stay until they expire: Gladia may have a live session.
+                await self._limits.release_lease(
+                    subject.key, init.request_id, token_id=_counted_token(subject)
+                )
+            # Otherwise the pending leases (and the token's use) stay until they expire: Gladia
+            # may have a live session.
             raise
+        bindings = subject.grant.bindings
         return await self.keep(
             SessionRecord(
                 id=created.id,
                 owner=subject.key,
                 url=created.url,
                 created_at=created.created_at,
-                expires_at=_expiry(),
+                expires_at=_expiry(bindings.max_duration_s),
                 status="created",
                 messages_config=init.messages_config,
                 request_id=init.request_id,
+                client_ref=bindings.client_ref,
             ),
             subject,
         )
 
     async def keep(self, record: SessionRecord, subject: Subject) -> SessionRecord:
         """What follows Gladia's answer: the record, the session's leases, early callbacks."""
-        written = await self._writes.write(record, subject.id)
+        # A session bound to a shorter life frees its leases when the broker stops handing out
+        # its URL (its `expires_at`); Gladia still ends it at its own maximum.
+        lease_s = subject.grant.bindings.max_duration_s
+        written = await self._writes.write(record, subject.id, lease_s=lease_s)
         if written.record is not None:
             raise written.record  # its leases are released already
         # The session is recorded and usable either way. An unconfirmed account lease lapses soon
@@ -178,7 +202,10 @@ class SessionCreator:
                 await self._gladia.delete_live_session(item["id"])
             except UpstreamError as exc:
                 logger.warning("orphaned session not deleted at Gladia: %s", exc.title)
-        await self._limits.release_lease(subject.key, request_id)
+        # Nothing found: that attempt created nothing, so its use of the token comes back too.
+        await self._limits.release_lease(
+            subject.key, request_id, token_id=None if matches else _counted_token(subject)
+        )
         if matches:
             logger.warning("an earlier create with an unknown outcome had created a session")
         return bool(matches)
@@ -187,10 +214,22 @@ class SessionCreator:
         record = await self._store.load(subject.key, replay.session_id)
         if record is None:
             raise Conflict("The session created with this Idempotency-Key no longer exists")
+        if record.has_expired():
+            # Its URL is no longer handed out (a token's max_duration_s, or Gladia's maximum).
+            raise Conflict("The session created with this Idempotency-Key has expired")
         return record
 
 
-def _expiry() -> str:
-    """When Gladia ends the session at the latest."""
-    expires_at = datetime.now(UTC) + timedelta(seconds=GLADIA_MAX_SESSION_S)
+def _counted_token(subject: Subject) -> str | None:
+    """The token whose uses a create takes, when its sessions are counted."""
+    grant = subject.grant
+    return grant.token_id if grant.bindings.max_sessions is not None else None
+
+
+def _expiry(max_duration_s: int | None = None) -> str:
+    """When Gladia ends the session at the latest, or the token's bound duration ends it here."""
+    duration_s = GLADIA_MAX_SESSION_S
+    if max_duration_s is not None:
+        duration_s = min(duration_s, max_duration_s)
+    expires_at = datetime.now(UTC) + timedelta(seconds=duration_s)
     return expires_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -14,6 +14,7 @@ from broker.errors import NotFound
 from broker.events.results import ResultFetcher
 from broker.gladia.client import GladiaClient, UpstreamStream
 from broker.identity.credentials import Subject
+from broker.identity.revocation import Revocations
 from broker.policy.limits import Limits
 from broker.store.events import EventStore
 from broker.store.records import SessionPage, SessionRecord, SessionStore
@@ -29,7 +30,9 @@ class SessionLifecycle:
         limits: Limits,
         gladia: GladiaClient,
         results: ResultFetcher,
+        revocations: Revocations | None = None,
     ) -> None:
+        self._revocations = revocations
         self._store = store
         self._events = events
         self._limits = limits
@@ -39,6 +42,20 @@ class SessionLifecycle:
     async def owned(self, subject: Subject, session_id: str) -> SessionRecord:
         """The subject's session; anyone else's is indistinguishable from a missing one."""
         record = await self._store.load(subject.key, session_id)
+        if record is None:
+            raise NotFound("No such session")
+        return record
+
+    async def reconnect(self, subject: Subject, session_id: str) -> SessionRecord:
+        """`owned`, for a subject authenticated without its revocation check: the check reads
+        the same slot as the record, so both take one round trip (the reconnect lookup, the
+        hot path)."""
+        check = self._revocations.read_step(subject) if self._revocations else None
+        if check is None:
+            return await self.owned(subject, session_id)
+        record, revoked = await self._store.load_with(subject.key, session_id, check)
+        assert self._revocations is not None
+        self._revocations.decide(subject, revoked)
         if record is None:
             raise NotFound("No such session")
         return record

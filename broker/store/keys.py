@@ -25,19 +25,19 @@ Every key, its type, and the code that sets its TTL (nothing is stored without o
 the owner's tag, the subject's `Subject.key`:
 
 - `broker:{o}:session:<session id>`: string, the record's JSON. `SessionStore`:
-  `BROKER_SESSION_TTL`, then `BROKER_RESULT_TTL` once the session is final.
+  `BROKER_SESSION_TTL_S`, then `BROKER_RESULT_TTL_S` once the session is final.
 - `broker:{o}:result:<session id>`: string, the final result's JSON. `SessionStore`:
-  `BROKER_RESULT_TTL`.
+  `BROKER_RESULT_TTL_S`.
 - `broker:{o}:sessions`: sorted set, session id to creation time (s), capped at
   `BROKER_SESSIONS_INDEX_MAX`. `SessionStore`: the longer of the two TTLs above.
 - `broker:{o}:callback:<request id>`: hash, `session_id` and (for the relay) `subject`.
-  `EventStore.bind_step`: `BROKER_CALLBACK_TTL`.
+  `EventStore.bind_step`: `BROKER_CALLBACK_TTL_S`.
 - `broker:{o}:callback-early:<request id>`: list of callbacks that came before the binding,
   capped. `EventStore`: Gladia's total timeout and a margin.
 - `broker:{o}:events:<session id>`: stream, trimmed to about `BROKER_EVENTS_MAX`. `EventStore`:
   the longer of the session and result TTLs.
 - `broker:{o}:events-seen:<session id>`: set of event digests, capped. `EventStore`:
-  `BROKER_DEDUPE_TTL`.
+  `BROKER_DEDUPE_TTL_S`.
 - `broker:{o}:relay-cursor:<session id>`: string, the last relayed stream id. `EventStore`: as
   the stream.
 - `broker:{o}:relay-failure:<session id>`: hash, the failing relay delivery (`event`,
@@ -49,12 +49,12 @@ the owner's tag, the subject's `Subject.key`:
 - `broker:{o}:reads`: sorted set, one member per unit of read budget spent, to its time (ms),
   at most `BROKER_READS_PER_MINUTE` of them. `Limits`: the reads window.
 - `broker:{o}:idem:<hash of the Idempotency-Key>`: hash, the claim. `Idempotency`:
-  `BROKER_IDEMPOTENCY_TTL`.
+  `BROKER_IDEMPOTENCY_TTL_S`.
 - `broker:{o}:revoked`: hash, `not-before` (Unix seconds: credentials issued before it are
   refused) and `token:<token id>` for each token revoked one by one. `Revocations`:
-  `BROKER_TOKEN_MAX_TTL`, refreshed by every revocation.
-- `broker:{o}:token-uses:<token id>`: string, the sessions a bound token has created.
-  `Limits`: `BROKER_TOKEN_MAX_TTL`.
+  `BROKER_TOKEN_MAX_TTL_S`, refreshed by every revocation.
+- `broker:{o}:token-uses:<token id>`: set of the request ids of the creates a token bound to
+  `max_sessions` was admitted for. `Limits`: `BROKER_TOKEN_MAX_TTL_S`, refreshed by each use.
 - `broker:{o}:usage:<YYYY-MM-DD>`: hash, the day's (UTC) audio seconds (`seconds`), sessions
   counted (`sessions`) and seconds per `client_ref` (`ref:<client_ref>`). `Usage`: 35 days.
 - `broker:{o}:usage-counted:<YYYY-MM-DD>`: set of the session ids counted that day, so a
@@ -75,9 +75,9 @@ Elsewhere:
   attempts, error class, first failure), trimmed to the events' TTL at each addition.
   `EventStore`: as the events, refreshed by each addition. Its members wait, parked, in `due`.
 - `broker:session-owner:<session id>`: string, the owner, for account webhooks (which name only
-  the session). `EventStore`: `BROKER_CALLBACK_TTL`.
+  the session). `EventStore`: `BROKER_CALLBACK_TTL_S`.
 - `broker:webhook-message:<message id>`: string, a webhook already handled. `EventStore`:
-  `BROKER_DEDUPE_TTL`.
+  `BROKER_DEDUPE_TTL_S`.
 - `broker:webhook-deferred:<message id>`: counter of a webhook's deferrals. `EventStore`: one
   hour.
 """

@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis.asyncio as redis
@@ -27,7 +28,7 @@ from broker.store.keys import (
     session_result_key,
     sessions_index_key,
 )
-from broker.store.scripts import LuaFunction, LuaScript, Step
+from broker.store.scripts import ComposedScript, LuaFunction, LuaScript, Step
 
 FINAL_STATUSES = frozenset({"done", "error"})
 
@@ -51,6 +52,18 @@ end
 # Moves a record's status only while the record exists, so an expired record is never revived
 # without a TTL; a final status gives it the result's TTL. keys: record. argv: status, TTL (0
 # keeps the record's).
+# keys: the record. The record's JSON, or false: a read to compose with another on its slot.
+_LOAD_RECORD = LuaFunction(
+    "load_record",
+    """
+local function load_record(keys, argv)
+  return redis.call('GET', keys[1])
+end
+""",
+    keys=1,
+    args=0,
+)
+
 _SET_STATUS = LuaFunction(
     "set_status",
     """
@@ -101,24 +114,36 @@ class SessionRecord:
     status: str
     messages_config: dict[str, bool]
     request_id: str
+    # The app's own reference, from the token that created the session (usage, relayed events).
+    client_ref: str | None = None
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
 
+    def has_expired(self, now: datetime | None = None) -> bool:
+        """Whether `expires_at` has passed: its URL is no longer handed out, its leases freed."""
+        try:
+            expires_at = datetime.fromisoformat(self.expires_at)
+        except ValueError:
+            return False
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)
+        return (now or datetime.now(UTC)) >= expires_at
+
     def to_json(self) -> str:
         """The stored form; the id and the owner are the key, so they are not repeated."""
-        return json.dumps(
-            {
-                "status": self.status,
-                "url": self.url,
-                "created_at": self.created_at,
-                "expires_at": self.expires_at,
-                "messages_config": self.messages_config,
-                "request_id": self.request_id,
-            },
-            separators=_COMPACT,
-        )
+        stored: dict[str, object] = {
+            "status": self.status,
+            "url": self.url,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "messages_config": self.messages_config,
+            "request_id": self.request_id,
+        }
+        if self.client_ref is not None:
+            stored["client_ref"] = self.client_ref
+        return json.dumps(stored, separators=_COMPACT)
 
     @classmethod
     def from_json(cls, owner: str, session_id: str, stored: str) -> SessionRecord | None:
@@ -133,9 +158,14 @@ class SessionRecord:
                 status=fields["status"],
                 messages_config=fields["messages_config"],
                 request_id=fields["request_id"],
+                client_ref=_optional_text(fields.get("client_ref")),
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
+
+
+def _optional_text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
@@ -168,6 +198,8 @@ class SessionStore:
         self._save = LuaScript(client, SAVE_RECORD)
         self._set_status = LuaScript(client, _SET_STATUS)
         self._save_final = LuaScript(client, _SAVE_FINAL)
+        # The record read with another read of the owner's slot, by the other's function.
+        self._loads_with: dict[LuaFunction, ComposedScript] = {}
 
     async def save(self, record: SessionRecord) -> None:
         step = self.save_step(record)
@@ -194,6 +226,20 @@ class SessionStore:
         """The owner's record, or None when it is missing or belongs to someone else."""
         stored = cast(str | None, await self._redis.get(session_record_key(owner, session_id)))
         return SessionRecord.from_json(owner, session_id, stored) if stored else None
+
+    async def load_with(
+        self, owner: str, session_id: str, other: Step
+    ) -> tuple[SessionRecord | None, Any]:
+        """`load`, and what `other` (a read of keys on the owner's slot) answers, in one round
+        trip: the reconnect lookup checks its credential's revocations this way."""
+        script = self._loads_with.get(other.function)
+        if script is None:
+            script = ComposedScript(self._redis, [_LOAD_RECORD, other.function])
+            self._loads_with[other.function] = script
+        load = Step(_LOAD_RECORD, [session_record_key(owner, session_id)], [])
+        stored, answer = await script(load, other)
+        record = SessionRecord.from_json(owner, session_id, stored) if stored else None
+        return record, answer
 
     async def set_status(self, record: SessionRecord, status: str) -> None:
         ttl_s = self._result_ttl_s if status in FINAL_STATUSES else 0

@@ -26,7 +26,17 @@ from broker.web.cors import StrictCORSMiddleware
 from broker.web.lifespan import open_resources
 from broker.web.problems import error_response
 from broker.web.proxy_headers import ProxyHeadersMiddleware
-from broker.web.routes import api_docs, callbacks, events, facade, ops, problems, sessions, tokens
+from broker.web.routes import (
+    api_docs,
+    callbacks,
+    events,
+    facade,
+    ops,
+    problems,
+    sessions,
+    tokens,
+    usage,
+)
 from broker.web.routes.demo import DemoOptions, demo_routes
 
 logger = logging.getLogger("broker")
@@ -109,6 +119,7 @@ def build_routes() -> list[BaseRoute]:
         *callbacks.routes,
         *facade.routes,
         *tokens.routes,
+        *usage.routes,
         *ops.routes,
         *problems.routes,
     ]

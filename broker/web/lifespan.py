@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -30,17 +31,21 @@ from broker.identity.credentials import (
     TokenService,
     TrustedProxies,
 )
+from broker.identity.grants import BindingRules
 from broker.identity.oidc import JwksCache, JwtVerifier, open_jwks_client
-from broker.observability.metrics import Metrics
+from broker.identity.revocation import Revocations
+from broker.observability.metrics import Metrics, QueueCounts, QueueSource
 from broker.policy.idempotency import Idempotency
 from broker.policy.init_body import SessionPolicy
 from broker.policy.limits import Limits
+from broker.policy.usage import Usage
 from broker.sessions.create_writes import CreateWrites
 from broker.sessions.creation import SessionCreator
 from broker.sessions.lifecycle import SessionLifecycle
 from broker.settings import Settings
 from broker.store.connection import open_redis
-from broker.store.events import EventStore
+from broker.store.events import PARKED_BASE_MS, EventStore
+from broker.store.keys import job_due_key
 from broker.store.records import SessionStore
 from broker.web.resources import Resources
 from broker.web.streams import StreamSlots
@@ -107,8 +112,13 @@ def _build(
     # The account's live sessions, as every instance counts them: its leases in Redis.
     metrics.track_live_sessions(limits.live_leases)
     events = EventStore(clients.redis, settings)
-    results = ResultFetcher(store, clients.gladia, limits)
+    usage = Usage(clients.redis, metrics)
+    results = ResultFetcher(store, clients.gladia, limits, usage)
     jobs, intake = _background_jobs(settings, metrics, events, store, results, clients.relay)
+    for queue in (RESULT_QUEUE, RELAY_QUEUE) if clients.relay is not None else (RESULT_QUEUE,):
+        metrics.track_job_queue(queue, _queue_counts(clients.redis, queue))
+    event_streams = StreamSlots(settings.sse_max_streams)
+    metrics.track_open_streams(lambda: event_streams.open)
     webhooks = WebhookVerifier(settings.gladia_webhook_secrets)
     writes = CreateWrites(
         clients.redis,
@@ -120,27 +130,54 @@ def _build(
         note_session_owner=webhooks.configured,
     )
     idempotency = Idempotency(clients.redis, settings)
-    tokens = TokenService(settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s)
+    # A token may bind only presets this broker has, within its channel cap.
+    binds = BindingRules(policy.rules.max_channels, presets=frozenset(policy.rules.presets))
+    tokens = TokenService(
+        settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s, binds
+    )
+    revocations = Revocations(clients.redis, settings)
     resources = Resources(
         settings=settings,
-        authenticator=_authenticator(settings, tokens, jwks_client),
+        authenticator=_authenticator(settings, tokens, jwks_client, revocations),
         tokens=tokens,
         service_keys=ServiceKeys(settings.service_keys),
+        revocations=revocations,
         creator=SessionCreator(policy, idempotency, limits, clients.gladia, store, writes, intake),
-        sessions=SessionLifecycle(store, events, limits, clients.gladia, results),
+        sessions=SessionLifecycle(store, events, limits, clients.gladia, results, revocations),
         events=events,
-        event_streams=StreamSlots(settings.sse_max_streams),
+        event_streams=event_streams,
         capabilities=capabilities,
         webhooks=webhooks,
         intake=intake,
         limits=limits,
         store=store,
+        usage=usage,
     )
     return resources, jobs
 
 
+def _queue_counts(client: redis.Redis, queue: str) -> QueueSource:
+    """A job queue's members waiting and backing off (parked ones aside), in one round trip."""
+    due = job_due_key(queue)
+
+    async def count() -> QueueCounts:
+        # Scores are due times in ms; a failure's backoff puts one in the future, a dead letter
+        # parks its member at PARKED_BASE_MS and beyond.
+        now_ms = int(time.time() * 1000)
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.zcount(due, "-inf", f"({PARKED_BASE_MS}")
+            pipe.zcount(due, f"({now_ms}", f"({PARKED_BASE_MS}")
+            waiting, retrying = await pipe.execute()
+        return QueueCounts(waiting=int(waiting), retrying=int(retrying))
+
+    return count
+
+
 def _authenticator(
-    settings: Settings, tokens: TokenService, jwks_client: httpx.AsyncClient | None
+    settings: Settings,
+    tokens: TokenService,
+    jwks_client: httpx.AsyncClient | None,
+    revocations: Revocations,
 ) -> Authenticator:
     jwt_verifier = None
     if jwks_client is not None and settings.jwt_jwks_url:
@@ -155,7 +192,13 @@ def _authenticator(
     if settings.gateway_user_header:
         trusted = TrustedProxies(settings.trusted_proxies)
         gateway = GatewayIdentity(settings.gateway_user_header, trusted)
-    return Authenticator(tokens, modes=settings.auth_modes, jwt=jwt_verifier, gateway=gateway)
+    return Authenticator(
+        tokens,
+        modes=settings.auth_modes,
+        jwt=jwt_verifier,
+        gateway=gateway,
+        revocations=revocations,
+    )
 
 
 def _background_jobs(

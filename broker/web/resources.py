@@ -10,7 +10,9 @@ from broker.events.callbacks import CallbackCapabilities
 from broker.events.intake import EventIntake
 from broker.events.webhooks import WebhookVerifier
 from broker.identity.credentials import Authenticator, ServiceKeys, TokenService
+from broker.identity.revocation import Revocations
 from broker.policy.limits import Limits
+from broker.policy.usage import Usage
 from broker.sessions.creation import SessionCreator
 from broker.sessions.lifecycle import SessionLifecycle
 from broker.settings import Settings
@@ -25,6 +27,7 @@ class Resources:
     authenticator: Authenticator
     tokens: TokenService
     service_keys: ServiceKeys
+    revocations: Revocations
     creator: SessionCreator
     sessions: SessionLifecycle
     # Event history for its owner, and the cap on streams of it this instance holds open.
@@ -37,6 +40,8 @@ class Resources:
     # The attempt guard's counters, and the store /readyz pings.
     limits: Limits
     store: SessionStore
+    # Each subject's audio seconds per day (GET /v1/usage).
+    usage: Usage
 
 
 def resources(request: Request) -> Resources:

@@ -152,7 +152,7 @@ class Bench:
             "REDIS_URL": redis_url,
             "BROKER_SECRET_KEYS": str(self.settings.secret_keys[0]),
             "BROKER_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "BROKER_TOKEN_MAX_TTL": str(24 * 3600),
+            "BROKER_TOKEN_MAX_TTL_S": str(24 * 3600),
             # Limits on: their scripts are part of every create's cost. High enough that the
             # load (one address, a thousand users, tens of thousands of live sessions) passes.
             "BROKER_MAX_LIVE_PER_SUBJECT": "1000000",

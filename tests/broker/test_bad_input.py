@@ -68,7 +68,7 @@ async def test_an_oversized_chunked_body_is_413(
     ("body", "field"),
     [
         ({"callback_config": {"url": "https://evil.example/steal"}}, "callback_config"),
-        ({"custom_metadata": {"user": "x"}}, "custom_metadata"),
+        ({"custom_metadata": {"user": {"name": "x"}}}, "custom_metadata.user"),
         ({"callback": True}, "callback"),
         ({"post_processing": {"summarization": True}}, "post_processing.summarization"),
         ({"sample_rate": 12345}, "sample_rate"),

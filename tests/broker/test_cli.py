@@ -1,9 +1,11 @@
 """The commands of the README, run as a person runs them."""
 
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -33,6 +35,38 @@ def test_token_mint_prints_a_token_the_broker_accepts() -> None:
     settings = load_settings(environ=keys, env_file=None)
     tokens = TokenService(settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s)
     assert tokens.verify(token) == Subject("alice")
+
+
+def test_token_mint_binds_what_its_options_ask_and_answers_as_the_api_does(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"presets": {"meeting": {"config": {}}, "support": {}}}))
+    keys = {"BROKER_SECRET_KEYS": "m" * 40, "BROKER_POLICY_FILE": str(policy)}
+    options = ["--preset", "meeting", "--preset", "support", "--max-channels", "2",
+               "--max-duration", "60", "--single-use", "--client-ref", "order 7"]  # fmt: skip
+    minted = run("token", "mint", "--sub", "alice", *options, "--json", env=keys)
+    assert minted.returncode == 0, minted.stderr
+    answer = json.loads(minted.stdout)
+    assert set(answer) == {"token", "token_id", "expires_at", "bindings"}
+    bindings = {"presets": ["meeting", "support"], "max_channels": 2, "max_duration_s": 60,
+                "max_sessions": 1, "client_ref": "order 7"}  # fmt: skip
+    assert answer["bindings"] == bindings
+    settings = load_settings(environ=keys, env_file=None)
+    tokens = TokenService(settings.secret_keys, settings.token_ttl_s, settings.token_max_ttl_s)
+    grant = tokens.verify(answer["token"]).grant
+    assert grant.token_id == answer["token_id"]
+    assert grant.bindings.as_response() == bindings
+
+
+def test_token_mint_names_each_option_it_refuses() -> None:
+    keys = {"BROKER_SECRET_KEYS": "m" * 40}
+    options = ["--preset", "meeting", "--single-use", "--max-sessions", "3", "--max-channels", "0"]
+    refused = run("token", "mint", "--sub", "alice", *options, env=keys)
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    for option in ("--preset", "--single-use", "--max-channels"):
+        assert f"broker: {option} " in refused.stderr, option
 
 
 def test_serve_refuses_to_start_unconfigured_and_names_each_setting() -> None:

@@ -64,8 +64,8 @@ async def test_a_gladia_key_from_a_client_is_refused_saying_the_broker_holds_it(
 ) -> None:
     headers = {**mint("alice"), "x-gladia-key": FAKE_REAL_KEY}
     response = await broker.request(method, path, headers=headers, json={})
-    body = assert_envelope(response, 400, path)
-    assert "holds the Gladia API key" in body["message"]
+    body = assert_envelope(response, 401, path)
+    assert "the Gladia key stays on the broker" in body["message"]
     assert FAKE_REAL_KEY not in response.text
     assert simulator.calls() == []
 
@@ -74,7 +74,7 @@ async def test_the_refusal_comes_before_authentication_and_never_logs_the_key(
     broker: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     response = await broker.post("/v2/live", headers={"x-gladia-key": FAKE_REAL_KEY}, json={})
-    assert response.status_code == 400
+    assert "not a Gladia API key" in assert_envelope(response, 401, "/v2/live")["message"]
     assert any("x-gladia-key" in record.getMessage() for record in caplog.records)
     assert not any(FAKE_REAL_KEY in record.getMessage() for record in caplog.records)
 
@@ -87,15 +87,24 @@ async def test_the_python_sdks_placeholder_key_is_let_through(
 
 
 @pytest.mark.parametrize(
-    "values", [("unused", FAKE_REAL_KEY), (FAKE_REAL_KEY, "unused"), ("unused", "unused, x")]
+    ("values", "said"),
+    [
+        (("unused", FAKE_REAL_KEY), "not a Gladia API key"),
+        ((FAKE_REAL_KEY, "unused"), "not a Gladia API key"),
+        (("unused", "unused, x"), "one X-Gladia-Key header"),
+    ],
 )
 async def test_a_gladia_key_in_any_of_several_headers_is_refused(
-    broker: httpx.AsyncClient, mint: Headers, simulator: Simulator, values: tuple[str, str]
+    broker: httpx.AsyncClient,
+    mint: Headers,
+    simulator: Simulator,
+    values: tuple[str, str],
+    said: str,
 ) -> None:
     headers = [*mint("alice").items(), *(("x-gladia-key", value) for value in values)]
     for method in ("GET", "POST"):
         response = await broker.request(method, "/v2/live", headers=headers, json={})
-        assert "holds the Gladia API key" in assert_envelope(response, 400, "/v2/live")["message"]
+        assert said in assert_envelope(response, 401, "/v2/live")["message"]
     assert simulator.calls() == []
 
 

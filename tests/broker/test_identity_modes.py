@@ -126,6 +126,30 @@ async def test_broker_tokens_still_work_beside_id_tokens(
         ).status_code == 201
 
 
+async def test_a_subject_revocation_refuses_id_tokens_issued_until_then(
+    broker_factory: BrokerFactory, jwt_settings: Settings, identity_provider: IdentityProvider
+) -> None:
+    from tests.broker.conftest import CANARY_SERVICE_KEY
+
+    now = int(time.time())
+    earlier, later = id_token(iat=now - 20, jti="id-1"), id_token(iat=now)
+    async with broker_factory(**_changes(jwt_settings)) as broker:
+        assert (await broker.get("/v1/sessions", headers=bearer(earlier))).status_code == 200
+        revoked = await broker.post(
+            "/v1/subjects/idp-user-7/revoke",
+            headers=bearer(CANARY_SERVICE_KEY),
+            json={"not_before": now - 10},
+        )
+        assert revoked.status_code == 200
+        refused = await broker.get("/v1/sessions", headers=bearer(earlier))
+        assert refused.status_code == 401
+        assert refused.json()["reason"] == "subject_revoked"
+        assert (await broker.get("/v1/sessions", headers=bearer(later))).status_code == 200
+        # Without `iat` an id token has no issue time to compare: not-before cannot refuse it.
+        undated = id_token(iat=None)
+        assert (await broker.get("/v1/sessions", headers=bearer(undated))).status_code == 200
+
+
 def _changes(settings: Settings) -> dict[str, Any]:
     return {
         "auth_modes": settings.auth_modes,

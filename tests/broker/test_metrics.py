@@ -152,8 +152,9 @@ async def test_upstream_timeouts_and_redis_failures_are_counted(
         assert (await broker.get("/readyz")).status_code == 503
         assert (await broker.get("/v1/sessions", headers=mint("alice"))).status_code == 503
         samples = await scrape(broker)
-    # /readyz, the listing, and the scrape's own count of live sessions (which still answers).
-    assert value(samples, "broker_redis_errors_total", error="ConnectionError") == 3
+    # /readyz, the listing, and the scrape's own counts (which still answers): the live sessions
+    # and the result-fetch queue.
+    assert value(samples, "broker_redis_errors_total", error="ConnectionError") == 4
     # A store outage is not the client's fault: it is not counted as a refusal.
     assert family(samples, "broker_refusals_total") == {}
 

@@ -48,6 +48,7 @@ POLICY = {
     },
 }
 TOP_LEVEL = {
+    "model",
     "encoding",
     "bit_depth",
     "sample_rate",
@@ -130,6 +131,14 @@ VALUES: dict[str, st.SearchStrategy[Any]] = {
         )
     ),
     "region": field(st.sampled_from(["eu-west", "us-west", "moon"])),
+    "model": field(st.sampled_from(["solaria-1", "solaria-2"])),
+    "custom_metadata": field(
+        st.dictionaries(
+            st.sampled_from(["user", "broker_request_id", "client", "bad key"]),
+            st.text(max_size=8) | st.integers(-5, 5) | st.none() | st.lists(st.none(), max_size=1),
+            max_size=3,
+        )
+    ),
 }
 allowed_codes = st.lists(st.sampled_from(["en", "fr", "de"]), min_size=1, max_size=2, unique=True)
 VALID: dict[str, st.SearchStrategy[Any]] = {
@@ -155,12 +164,17 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
         summarization=st.booleans(),
         summarization_config=optional_object(type=st.sampled_from(["general", "concise"])),
     ),
+    "model": st.just("solaria-1"),
+    # The broker's own keys among them: kept beneath the broker's, never in their place.
+    "custom_metadata": st.dictionaries(
+        st.sampled_from(["user", "broker_request_id", "broker_subject", "n"]),
+        st.text(max_size=8) | st.integers(-5, 5),
+        max_size=3,
+    ),
 }
 FORBIDDEN: dict[str, st.SearchStrategy[Any]] = {
     "callback": anything,
     "callback_config": anything,
-    "custom_metadata": anything,
-    "model": anything,
     "pre_processing": anything,
 }
 
@@ -187,9 +201,13 @@ def assert_within_policy(sent: dict[str, Any], subject_key: str, settings_: Sett
     """Checked without the broker's policy code first, then against it."""
     assert set(sent) <= TOP_LEVEL
     metadata = sent["custom_metadata"]
-    assert set(metadata) == {"broker_request_id", "broker_subject"}
+    assert set(metadata) - {"client"} == {"broker_request_id", "broker_subject"}
     assert re.fullmatch(r"[0-9a-f]{32}", metadata["broker_request_id"])
     assert metadata["broker_subject"] == subject_key
+    client_metadata = metadata.get("client", {})
+    assert isinstance(client_metadata, dict) and len(client_metadata) <= 10
+    assert all(not isinstance(value, dict | list) for value in client_metadata.values())
+    assert sent.get("model", "solaria-1") == "solaria-1"
     if "callback_config" in sent:
         assert sent["callback_config"]["url"].startswith(f"{settings_.public_url}/v1/callbacks/")
     assert sent["messages_config"]["receive_acknowledgments"] is True
@@ -211,7 +229,8 @@ def assert_within_policy(sent: dict[str, Any], subject_key: str, settings_: Sett
         assert post.get("summarization_config", {}).get("type", "general") in ("general", "concise")
     policy = SessionPolicy.from_settings(settings_)
     owned = ("custom_metadata", "callback", "callback_config")
-    policy.check_config({key: value for key, value in sent.items() if key not in owned})
+    config = {key: value for key, value in sent.items() if key not in owned}
+    policy.check_config({**config, "custom_metadata": client_metadata})
 
 
 def test_any_create_body_is_answered_deliberately_and_gladia_only_sees_allowed_configs(

@@ -69,6 +69,7 @@ async def test_what_each_request_costs_in_redis(
     # `SET` of its own only when webhooks are configured.
     assert plain["set"] == 1
     assert plain["hset"] == 1
+    assert plain["hmget"] == 1  # the credential's revocations
     assert "multi" not in plain and "exec" not in plain
     assert {"zadd", "zremrangebyscore", "zcard", "time"} <= set(plain)
 
@@ -89,14 +90,16 @@ async def test_what_each_request_costs_in_redis(
         return (await broker.get(f"/v1/sessions/{session_id}", headers=alice)).status_code
 
     lookup = await cost(redis_server, read)
-    assert lookup["evalsha"] == 1  # the guard, on top of the store's one read
-    assert lookup["get"] == 1
+    # The guard, on top of one script reading the record and the credential's revocations
+    # (commandstats counts the commands a script runs, too).
+    assert lookup["evalsha"] == 2
+    assert (lookup["get"], lookup["hmget"]) == (1, 1)
 
     async def missing() -> int:
         return (await broker.get("/v1/sessions/nope", headers=alice)).status_code
 
     miss = await cost(redis_server, missing)
-    assert miss["evalsha"] == 2  # the guard, and recording the miss
+    assert miss["evalsha"] == 3  # the guard, the read, and recording the miss
 
     async def unauthenticated() -> int:
         return await create({"Authorization": "Bearer nope"})
@@ -119,12 +122,15 @@ async def test_a_client_that_never_missed_pays_no_guard_round_trip(
 
     plain = await cost(redis_server, create)
     assert plain["evalsha"] == 4  # admission (2), the owner's slot, the account's lease
+    assert plain["hmget"] == 1  # the credential's revocations
 
     async def read() -> int:
         return (await broker.get(f"/v1/sessions/{session_id}", headers=alice)).status_code
 
+    # One round trip: a script reading the record and the credential's revocations on the
+    # owner's slot (commandstats counts the commands a script runs, too).
     lookup = await cost(redis_server, read)
-    assert lookup == Counter({"get": 1})
+    assert lookup == Counter({"evalsha": 1, "get": 1, "hmget": 1})
 
 
 async def keyed_create_fresh(broker: httpx.AsyncClient, alice: dict[str, str]) -> int:

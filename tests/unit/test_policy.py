@@ -66,7 +66,7 @@ def test_eight_bit_encodings_get_their_bit_depth() -> None:
     assert refused_fields({"encoding": "wav/alaw", "bit_depth": 16}) == ["bit_depth"]
 
 
-@pytest.mark.parametrize("field", ["callback", "callback_config", "custom_metadata"])
+@pytest.mark.parametrize("field", ["callback", "callback_config"])
 def test_fields_the_broker_owns_are_refused(field: str) -> None:
     assert refused_fields({field: {"url": "https://evil.example"}}) == [field]
 
@@ -74,7 +74,7 @@ def test_fields_the_broker_owns_are_refused(field: str) -> None:
 @pytest.mark.parametrize(
     ("body", "fields"),
     [
-        ({"model": "solaria-1"}, ["model"]),
+        ({"model": "solaria-2"}, ["model"]),
         ({"post_processing": {"summarization": True}}, ["post_processing.summarization"]),
         ({"encoding": "mp3"}, ["encoding"]),
         ({"sample_rate": 22050}, ["sample_rate"]),

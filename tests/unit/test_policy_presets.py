@@ -91,7 +91,7 @@ def test_switching_an_add_on_off_drops_the_presets_settings_for_it() -> None:
     assert sent["post_processing"] == {"summarization": False}
 
 
-@pytest.mark.parametrize("field", ["callback", "callback_config", "custom_metadata"])
+@pytest.mark.parametrize("field", ["callback", "callback_config"])
 def test_broker_owned_fields_are_refused_with_a_preset_too(field: str) -> None:
     assert refused({"preset": "meeting-fr", field: {"url": "https://evil.example"}}) == [field]
 

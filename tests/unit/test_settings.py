@@ -31,7 +31,7 @@ def test_lists_and_urls_are_parsed() -> None:
 
 def test_the_env_file_is_read(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
-    env_file.write_text("GLADIA_REGION=us-west\nBROKER_TOKEN_TTL=600\n")
+    env_file.write_text("GLADIA_REGION=us-west\nBROKER_TOKEN_TTL_S=600\n")
     settings = load_settings(environ={}, env_file=env_file)
     assert settings.gladia_region == "us-west"
     assert settings.token_ttl_s == 600
@@ -62,10 +62,10 @@ def test_serve_refuses_unsafe_values(name: str, value: str, named: str) -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("BROKER_TOKEN_TTL", "soon"),
+        ("BROKER_TOKEN_TTL_S", "soon"),
         ("GLADIA_REGION", "mars-north"),
         ("GLADIA_API_URL", "ftp://api.gladia.io"),
-        ("BROKER_SESSION_TTL", "60"),
+        ("BROKER_SESSION_TTL_S", "60"),
         ("BROKER_AUTH_MODES", "magic"),
     ],
 )
@@ -76,7 +76,7 @@ def test_unreadable_settings_are_refused_by_name(name: str, value: str) -> None:
 
 def test_a_refused_setting_never_echoes_its_value() -> None:
     with pytest.raises(SettingsError) as raised:
-        load_settings(environ={"BROKER_TOKEN_TTL": "sekrit-value"}, env_file=None)
+        load_settings(environ={"BROKER_TOKEN_TTL_S": "sekrit-value"}, env_file=None)
     assert "sekrit-value" not in str(raised.value)
 
 
@@ -129,7 +129,7 @@ def test_limit_and_identity_settings_are_read() -> None:
         ({"BROKER_MAX_LIVE_PER_SUBJECT": "0"}, "BROKER_MAX_LIVE_PER_SUBJECT"),
         ({"BROKER_CREATES_PER_MINUTE": "-1"}, "BROKER_CREATES_PER_MINUTE"),
         ({"BROKER_ACCOUNT_MAX_LIVE": "0"}, "BROKER_ACCOUNT_MAX_LIVE"),
-        ({"BROKER_LEASE_TTL": "many"}, "BROKER_LEASE_TTL"),
+        ({"BROKER_LEASE_TTL_S": "many"}, "BROKER_LEASE_TTL_S"),
     ],
 )
 def test_inconsistent_identity_and_limit_settings_are_refused(
@@ -143,7 +143,7 @@ def test_inconsistent_identity_and_limit_settings_are_refused(
     ("name", "value", "named"),
     [
         ("BROKER_TRUSTED_PROXIES", "*", "BROKER_TRUSTED_PROXIES"),
-        ("BROKER_LEASE_TTL", "600", "BROKER_LEASE_TTL"),
+        ("BROKER_LEASE_TTL_S", "600", "BROKER_LEASE_TTL_S"),
     ],
 )
 def test_serve_refuses_unsafe_limit_and_proxy_values(name: str, value: str, named: str) -> None:

@@ -91,4 +91,13 @@ def test_the_readme_and_docs_name_only_settings_the_broker_has() -> None:
     docs = [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
     mentioned = set(SETTING_NAME.findall("\n".join(path.read_text() for path in docs)))
     assert mentioned, "the README and docs name no setting at all"
-    assert mentioned - {row.env_name for row in SETTINGS_TABLE} == set()
+    # Former names appear in the table of renames (docs/operations.md), and there only.
+    former = {row.former.env_name for row in SETTINGS_TABLE if row.former is not None}
+    assert mentioned - {row.env_name for row in SETTINGS_TABLE} - former == set()
+    operations = ROOT / "docs" / "operations.md"
+    for name in former:
+        assert f"| `{name}`" in operations.read_text(), f"{name}'s rename is not documented"
+    for path in [*docs, ROOT / ".env.example"]:
+        if path != operations:
+            named = set(SETTING_NAME.findall(path.read_text()))
+            assert named & former == set(), f"{path.name} still names a former setting"

@@ -21,6 +21,7 @@ from broker.web.openapi import (
     problems,
     sessions,
     tokens,
+    usage,
 )
 from broker.web.openapi.create_request import create_session_request
 from broker.web.openapi.errors import error_responses, error_schemas
@@ -43,6 +44,7 @@ def build_openapi(settings: Settings, rules: PolicyRules | None = None) -> JsonO
         },
         "paths": {
             **tokens.paths(),
+            **usage.paths(),
             **sessions.paths(),
             **events.paths(),
             **callbacks.paths(),
@@ -56,6 +58,7 @@ def build_openapi(settings: Settings, rules: PolicyRules | None = None) -> JsonO
             "schemas": {
                 **error_schemas(),
                 **tokens.schemas(settings),
+                **usage.schemas(),
                 "CreateSessionRequest": create_session_request(rules),
                 **sessions.schemas(),
                 **events.schemas(),

@@ -6,7 +6,15 @@ Shared by POST /v1/sessions and the facade's POST /v2/live; every enum and cap c
 
 from __future__ import annotations
 
-from broker.policy.init_body import MESSAGE_FLAGS
+from broker.policy.init_body import (
+    MESSAGE_FLAGS,
+    METADATA_KEY_BARRED,
+    METADATA_MAX_ENTRIES,
+    METADATA_MAX_KEY,
+    METADATA_MAX_NUMBER,
+    METADATA_MAX_TEXT,
+    METADATA_TEXT_BARRED,
+)
 from broker.policy.rules import PolicyRules
 from broker.web.openapi.schema import JsonObject, closed
 
@@ -26,8 +34,11 @@ def create_session_request(rules: PolicyRules) -> JsonObject:
         "messages_config": _messages_config(),
         "realtime_processing": _realtime_processing(rules),
         "post_processing": _post_processing(rules),
+        "custom_metadata": _custom_metadata(),
         "region": {"enum": list(rules.regions)},
     }
+    if rules.models:
+        properties["model"] = {"enum": list(rules.models)}
     if rules.presets:
         properties["preset"] = {"enum": sorted(rules.presets)}
     body = closed(properties)
@@ -81,6 +92,33 @@ def _post_processing(rules: PolicyRules) -> JsonObject:
     if rules.summarization is not None:
         post["summarization_config"] = closed({"type": {"enum": list(rules.summarization.types)}})
     return closed(post)
+
+
+def _custom_metadata() -> JsonObject:
+    """The client's own metadata, flat and small; kept under `client` beside the broker's."""
+    return {
+        "type": "object",
+        "maxProperties": METADATA_MAX_ENTRIES,
+        # `not` a barred character, rather than an anchored pattern: `$` also matches before a
+        # final newline in Python's reading of a pattern.
+        "propertyNames": {
+            "minLength": 1,
+            "maxLength": METADATA_MAX_KEY,
+            "not": {"pattern": METADATA_KEY_BARRED},
+        },
+        "additionalProperties": {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "maxLength": METADATA_MAX_TEXT,
+                    "not": {"pattern": METADATA_TEXT_BARRED},
+                },
+                {"type": "number", "minimum": -METADATA_MAX_NUMBER, "maximum": METADATA_MAX_NUMBER},
+                {"type": "boolean"},
+                {"type": "null"},
+            ]
+        },
+    }
 
 
 def _switch(enabled: bool) -> JsonObject:

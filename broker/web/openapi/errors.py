@@ -9,12 +9,13 @@ from broker.web.problems import problem_catalog
 ERROR_DESCRIPTIONS = {
     400: "The request cannot be read (malformed JSON, bad query parameter); on /v2/, also "
     "fields that are not allowed (Gladia answers those 400)",
-    401: "No valid credential",
+    401: "No valid credential, or a revoked one (`reason`: token_revoked, subject_revoked)",
     404: "No such session (or not the caller's: the two look the same)",
-    429: "A limit is reached (live sessions, creates or reads per minute, failed attempts); "
-    "see Retry-After",
+    429: "A limit is reached (live sessions, creates or reads per minute, failed attempts, the "
+    "daily audio budget; `reason` names which); see Retry-After",
     405: "The path exists, not with this method",
-    403: "The session is still live at Gladia (the /v2/ facade, as Gladia answers)",
+    403: "A binding of the token refuses it (`reason` names which), or on the /v2/ facade the "
+    "session is still live at Gladia (as Gladia answers)",
     409: "The session is still live at Gladia, or an Idempotency-Key was spent",
     413: "The body is larger than BROKER_MAX_BODY_BYTES",
     415: "The body is not JSON",

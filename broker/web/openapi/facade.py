@@ -14,9 +14,25 @@ from broker.web.openapi.schema import JsonObject, closed, schema_ref, timestamp
 from broker.web.openapi.security import USER_TOKEN
 from broker.web.routes.facade import MAX_OFFSET, MAX_PAGE
 
+# Clients that can only send Gladia's key header (Pipecat's GladiaSTTService) send the token there.
+CREDENTIAL_IN_KEY_HEADER = (
+    "The user token goes in `Authorization: Bearer <token>` or, for clients that can only send "
+    "Gladia's key header, in `X-Gladia-Key: <token>` (both at once must be the same token). "
+    "A Gladia API key is refused with 401: it stays on the broker. The placeholder `unused` "
+    "(the Python SDK requires some key) stands for no credential."
+)
+
 
 def paths(rules: PolicyRules) -> JsonObject:
     """The facade's paths; a create may name only the regions the rules allow."""
+    documented = _paths(rules)
+    for methods in documented.values():
+        for described in methods.values():
+            described["description"] = CREDENTIAL_IN_KEY_HEADER
+    return documented
+
+
+def _paths(rules: PolicyRules) -> JsonObject:
     return {
         "/v2/live": {
             "post": operation(
@@ -24,7 +40,7 @@ def paths(rules: PolicyRules) -> JsonObject:
                 "Gladia's POST /v2/live, for the official SDKs",
                 USER_TOKEN,
                 {201: json_answer("FacadeCreated", no_store=True)},
-                (400, 401, 409, 413, 415, 429, 502, 503, 504),
+                (400, 401, 403, 409, 413, 415, 429, 502, 503, 504),
                 body=("CreateSessionRequest", False),
                 parameters=[
                     {"name": "region", "in": "query", "schema": {"enum": list(rules.regions)}}

@@ -27,7 +27,7 @@ def paths() -> JsonObject:
                 "Create a live session; stream audio to the returned url",
                 USER_TOKEN,
                 {201: json_answer("CreatedSession", no_store=True)},
-                (400, 401, 409, 413, 415, 422, 429, 502, 503, 504),
+                (400, 401, 403, 409, 413, 415, 422, 429, 502, 503, 504),
                 body=("CreateSessionRequest", False),
             ),
             "get": operation(
@@ -94,7 +94,8 @@ def schemas() -> JsonObject:
         ),
         "Result": {
             "type": "object",
-            "description": "Gladia's GET /v2/live/{id}, without callback_config or custom_metadata",
+            "description": "Gladia's GET /v2/live/{id}, without callback_config; its "
+            "custom_metadata is the client's own part only",
         },
     }
 
@@ -106,4 +107,8 @@ def _session_fields() -> JsonObject:
         "created_at": timestamp(),
         "expires_at": timestamp(),
         "messages_config": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "client_ref": {
+            "type": "string",
+            "description": "The app's own reference, from the token that created the session",
+        },
     }

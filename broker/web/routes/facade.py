@@ -1,13 +1,15 @@
 """`/v2/live`: Gladia's own REST surface, so the official SDKs can use the broker as `apiUrl`.
 
 Same identity, policy and Redis records as `/v1/sessions`; Gladia's status codes and error
-envelope (rendered by the app's exception handlers for every path under `/v2/`).
+envelope (rendered by the app's exception handlers for every path under `/v2/`). Clients that
+can only send `X-Gladia-Key` (Pipecat's `GladiaSTTService`) send a user token in it instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import urlencode
@@ -18,8 +20,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from broker.errors import BadRequest, FieldProblem, InvalidFields, NotFound, UpstreamTimeout
-from broker.identity.credentials import Subject
+from broker.errors import (
+    BadRequest,
+    FieldProblem,
+    InvalidFields,
+    NotFound,
+    Unauthorized,
+    UpstreamTimeout,
+)
+from broker.identity.credentials import Subject, bearer_credential, peer_address
 from broker.policy.idempotency import idempotency_key_of
 from broker.settings import GLADIA_REGIONS
 from broker.store.records import SessionRecord
@@ -29,8 +38,11 @@ from broker.web.resources import Resources, resources
 logger = logging.getLogger("broker.facade")
 
 # The Python SDK cannot send a request without `x-gladia-key` (it requires a non-empty
-# `api_key`), so this one placeholder is let through; any other value is refused.
+# `api_key`), so this one placeholder stands for "no credential here".
 KEY_PLACEHOLDER = "unused"
+GLADIA_KEY_HEADER = "x-gladia-key"
+# Gladia's API keys are UUIDs; a broker token (itsdangerous) or a JWT never is.
+_GLADIA_KEY_SHAPE = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}", re.IGNORECASE)
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
 # Far past any user's index (BROKER_SESSIONS_INDEX_MAX); larger numbers are not offsets at all.
@@ -41,24 +53,40 @@ LIST_FETCH_CONCURRENCY = 8
 FILE_HEADERS = ("content-type", "content-length", "content-disposition")
 
 
-def refuse_gladia_key(headers: Headers) -> None:
-    """A client that sends a Gladia key has put the key where it does not belong."""
+def credential_headers(headers: Headers) -> Headers:
+    """The headers to authenticate: a user token in `X-Gladia-Key` becomes the bearer credential.
+
+    Never a Gladia key: one is refused (401), and the header is never forwarded nor logged.
+    """
     # Every copy of the header: one placeholder must not carry a real key past this check.
-    if all(offered == KEY_PLACEHOLDER for offered in headers.getlist("x-gladia-key")):
-        return
-    # The value is never logged: it may be a real key.
-    logger.warning("refused a request carrying an x-gladia-key header")
-    raise BadRequest(
-        "This broker holds the Gladia API key: do not send x-gladia-key from a client. "
-        "Authenticate with 'Authorization: Bearer <user token>' "
-        f"(the Python SDK's required api_key may be the placeholder {KEY_PLACEHOLDER!r})."
-    )
+    offered = [value.strip() for value in headers.getlist(GLADIA_KEY_HEADER)]
+    if any(_GLADIA_KEY_SHAPE.fullmatch(value) for value in offered):
+        # The value is never logged: it may be a real key.
+        logger.warning("refused a Gladia API key sent in x-gladia-key")
+        raise Unauthorized(
+            "This broker expects a broker user token, not a Gladia API key: the Gladia key "
+            "stays on the broker. Send the user token in 'Authorization: Bearer <token>' or in "
+            f"X-Gladia-Key; beside Authorization, X-Gladia-Key may be {KEY_PLACEHOLDER!r}.",
+            reason="gladia_key_sent",
+        )
+    if all(value == KEY_PLACEHOLDER for value in offered):
+        return headers
+    if len(offered) > 1:
+        # Deciding by one copy would let another credential reach whatever reads the other.
+        raise Unauthorized(f"Send one X-Gladia-Key header, not {len(offered)}")
+    [token] = offered
+    if headers.getlist("authorization"):
+        if bearer_credential(headers) != token:
+            raise Unauthorized("X-Gladia-Key and Authorization carry different credentials")
+        return headers
+    raw = [(name, value) for name, value in headers.raw if name != GLADIA_KEY_HEADER.encode()]
+    return Headers(raw=[*raw, (b"authorization", b"Bearer " + token.encode("latin-1"))])
 
 
 async def authenticate(request: Request) -> tuple[Resources, Subject]:
     found = resources(request)
-    refuse_gladia_key(request.headers)
-    return found, await found.authenticator.authenticate_request(request)
+    headers = credential_headers(request.headers)
+    return found, await found.authenticator.authenticate(headers, peer_address(request.scope))
 
 
 def query_region(request: Request) -> str | None:

@@ -19,7 +19,9 @@ URL_STATUSES = frozenset({"created", "recording"})
 
 
 def session_view(record: SessionRecord) -> dict[str, Any]:
-    """What the owner sees of a session; the URL only while it can still be used."""
+    """What the owner sees of a session; the URL only while it can still be used (recording
+    has not ended, and `expires_at`, which a token's `max_duration_s` may bring forward, has
+    not passed)."""
     view: dict[str, Any] = {
         "id": record.id,
         "status": record.status,
@@ -27,7 +29,9 @@ def session_view(record: SessionRecord) -> dict[str, Any]:
         "expires_at": record.expires_at,
         "messages_config": record.messages_config,
     }
-    if record.status in URL_STATUSES:
+    if record.client_ref is not None:
+        view["client_ref"] = record.client_ref
+    if record.status in URL_STATUSES and not record.has_expired():
         view["url"] = record.url
     return view
 
@@ -45,8 +49,9 @@ async def create_session(request: Request) -> Response:
 
 async def get_session(request: Request) -> Response:
     found = resources(request)
-    subject = await found.authenticator.authenticate_request(request)
-    record = await found.sessions.owned(subject, request.path_params["session_id"])
+    # Revocation is checked with the record, in the same round trip (`reconnect`).
+    subject = await found.authenticator.authenticate_request(request, check_revocation=False)
+    record = await found.sessions.reconnect(subject, request.path_params["session_id"])
     return json_response(session_view(record), no_store=True)
 
 
@@ -59,8 +64,9 @@ async def get_result(request: Request) -> Response:
 
 async def delete_session(request: Request) -> Response:
     found = resources(request)
-    subject = await found.authenticator.authenticate_request(request)
-    record = await found.sessions.owned(subject, request.path_params["session_id"])
+    # Revocation is checked with the record, in the same round trip (`reconnect`).
+    subject = await found.authenticator.authenticate_request(request, check_revocation=False)
+    record = await found.sessions.reconnect(subject, request.path_params["session_id"])
     await found.sessions.delete(record)
     return Response(status_code=204)
 
