@@ -8,18 +8,18 @@ layer: `record.fields` always answers their redacted values.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import re
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from secrets import token_hex
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 if TYPE_CHECKING:
     from broker.observability.metrics import Metrics
@@ -55,7 +55,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 # position (and backtracks through every long run of letters, such as a request id).
 _TOKEN_START = re.compile(rf"\.(?<={_BASE64URL}{{8}}\.){_BASE64URL}{{4,}}+\.")
 _CALLBACK_CAPABILITY = re.compile(r"/v1/callbacks/(?!\{capability\})")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# What a client may choose as its request id (X-Request-ID); anything else gets a fresh one.
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def may_hold_credential(text: str) -> bool:
@@ -286,31 +287,61 @@ class JsonFormatter(UtcTimeFormatter):
     """One JSON object per line: time, level, logger, message, request id and fields."""
 
     def format(self, record: logging.LogRecord) -> str:
+        extra: dict[str, str] = {}
+        if record.exc_text:
+            extra["exception"] = record.exc_text
+        if record.stack_info:
+            extra["stack"] = record.stack_info
+        return self.line(
+            record.created,
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            getattr(record, "request_id", None),
+            getattr(record, "fields", {}),
+            extra,
+        )
+
+    def line(
+        self,
+        created: float,
+        level: str,
+        name: str,
+        message: str,
+        request_id: str | None,
+        fields: Mapping[str, Any],
+        extra: Mapping[str, str] | None = None,
+    ) -> str:
+        """One line, from a record's parts (the access line passes them without a record)."""
         entry: dict[str, Any] = {
-            "time": self.format_time(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
+            "time": self.format_time(created),
+            "level": level,
+            "logger": name,
+            "message": message,
         }
-        request_id = getattr(record, "request_id", None)
         if request_id:
             entry["request_id"] = request_id
-        for name, value in getattr(record, "fields", {}).items():
-            entry.setdefault(name, value)  # a field never hides the line's own keys
-        if record.exc_text:
-            entry["exception"] = record.exc_text
-        if record.stack_info:
-            entry["stack"] = record.stack_info
+        for field_name, value in fields.items():
+            entry.setdefault(field_name, value)  # a field never hides the line's own keys
+        if extra:
+            entry.update(extra)
         return _encode_entry(entry)
+
+
+# The handler `configure_logging` installed for JSON lines: access lines go straight to it while
+# it is the only handler (`AccessLog`).
+_direct_sink: logging.StreamHandler[Any] | None = None
 
 
 def configure_logging(*, json_lines: bool, level: str = "INFO") -> None:
     """Route the broker's and uvicorn's loggers to one handler on stderr."""
+    global _direct_sink
     handler = logging.StreamHandler(sys.stderr)
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter())
+    _direct_sink = handler if json_lines else None
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
@@ -331,63 +362,39 @@ def configure_logging(*, json_lines: bool, level: str = "INFO") -> None:
     logging.getLogger("sse_starlette").setLevel(logging.INFO)
 
 
-class AccessLogMiddleware:
-    """A request id on every answer, one access line and the request metrics per request.
+ACCESS_MESSAGE = "%(method)s %(route)s %(status)s %(duration_ms).2fms"
+
+
+@contextlib.contextmanager
+def request_context(request_log: RequestLog) -> Iterator[None]:
+    """Make `request_log` the current request's, for its access line and every record's id."""
+    token = _current_request.set(request_log)
+    try:
+        yield
+    finally:
+        _current_request.reset(token)
+
+
+class AccessLog:
+    """One access line and the request metrics per request.
 
     The line names the route template, never the raw path, so no session id, capability or
-    query string reaches it. It is written, and the metrics counted, before the last byte of
-    the answer is sent: whoever has read an answer can already see both.
+    query string reaches it. When logging is as `serve` sets it up (JSON lines to one stream),
+    the line is encoded and written here, without a LogRecord: a record costs most of a fast
+    request's logging (docs/performance.md), and what the line holds is known. Whenever that
+    set-up is not in place (tests, an operator's own handlers), it goes through `logging`.
     """
 
-    def __init__(
-        self, app: ASGIApp, route_names: dict[Any, str], metrics: Metrics | None = None
-    ) -> None:
-        self.app = app
+    def __init__(self, route_names: dict[Any, str], metrics: Metrics | None = None) -> None:
         self._route_names = route_names
         self._metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        offered = _header(scope, b"x-request-id")
-        request_id = offered if offered and _REQUEST_ID.match(offered) else token_hex(16)
-        scope.setdefault("state", {})["request_id"] = request_id
-        request_log = RequestLog(request_id)
-        context_token = _current_request.set(request_log)
-        started = time.perf_counter()
-        status = 500
-        finished = False
-
-        def finish() -> None:
-            nonlocal finished
-            if finished:
-                return
-            finished = True
-            self._finish(scope, request_log, status, time.perf_counter() - started)
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                finish()
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            finish()
-            _current_request.reset(context_token)
-
-    def _finish(
-        self, scope: Scope, request_log: RequestLog, status: int, duration_s: float
-    ) -> None:
+    def write(self, scope: Scope, request_log: RequestLog, status: int, duration_s: float) -> None:
         route = self._route_names.get(scope.get("endpoint"), "unmatched")
+        method = scope["method"]
         client = scope.get("client")
         fields = {
-            "method": scope["method"],
+            "method": method,
             "route": route,
             "status": status,
             "duration_ms": round(duration_s * 1000, 2),
@@ -395,13 +402,41 @@ class AccessLogMiddleware:
             "subject": request_log.subject,
             "upstream_status": request_log.upstream_status,
         }
-        logger.info("%(method)s %(route)s %(status)s %(duration_ms).2fms", fields)
+        if not _write_direct(request_log.request_id, fields):
+            logger.info(ACCESS_MESSAGE, fields)
         if self._metrics is not None:
-            self._metrics.observe_request(scope["method"], route, status, duration_s)
+            self._metrics.observe_request(method, route, status, duration_s)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+def _write_direct(request_id: str, fields: dict[str, Any]) -> bool:
+    """Write an access line straight to `serve`'s stream; False when it is not in place, or
+    when a field holds text the redaction layer would change (the record path redacts it)."""
+    sink = _direct_sink
+    root = logging.getLogger()
+    if (
+        sink is None
+        or root.handlers != [sink]
+        or logger.handlers
+        or logger.filters
+        or root.filters
+        or sink.filters
+        or not logger.propagate
+        or not logger.isEnabledFor(logging.INFO)
+    ):
+        return False
+    texts = f"{fields['method']}\n{fields['client']}\n{request_id}"
+    if not _redact.is_clean(texts):
+        return False
+    formatter = sink.formatter
+    assert isinstance(formatter, JsonFormatter)
+    message = ACCESS_MESSAGE % fields
+    line = formatter.line(time.time(), "info", logger.name, message, request_id, fields)
+    sink.acquire()
+    try:
+        sink.stream.write(line + sink.terminator)
+        sink.flush()
+    except Exception:  # as logging does: a failed write never fails the request
+        sink.handleError(logging.makeLogRecord({"msg": "access line not written"}))
+    finally:
+        sink.release()
+    return True

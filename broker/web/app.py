@@ -17,12 +17,11 @@ from starlette.routing import BaseRoute, Match, Route
 from broker import errors
 from broker.events.callbacks import CallbackCapabilities
 from broker.identity.oidc import jwks_tls_context
-from broker.observability.logs import AccessLogMiddleware, install_redaction
+from broker.observability.logs import AccessLog, install_redaction
 from broker.observability.metrics import Metrics
 from broker.policy.init_body import SessionPolicy
 from broker.settings import Settings
-from broker.web.attempts import AttemptGuardMiddleware
-from broker.web.cors import StrictCORSMiddleware
+from broker.web.edge import CorsHeaders, EdgeMiddleware
 from broker.web.lifespan import open_resources
 from broker.web.problems import error_response
 from broker.web.proxy_headers import ProxyHeadersMiddleware
@@ -176,20 +175,19 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
 
 
 def _middleware(settings: Settings, metrics: Metrics, routes: list[BaseRoute]) -> list[Middleware]:
-    """Outermost first: the client's address, the access line, CORS, then the attempt guard."""
+    """Outermost first: the client's address, then the edge (request id, access line, CORS,
+    attempt guard; broker/web/edge.py)."""
     route_names = {route.endpoint: route.path for route in routes if isinstance(route, Route)}
+    cors = CorsHeaders(
+        settings.cors_origins,
+        methods=["GET", "POST", "DELETE"],
+        headers=["authorization", "content-type", "x-gladia-version", "idempotency-key"],
+        expose=["x-request-id", "retry-after"],
+        max_age_s=600,
+    )
     return [
         Middleware(ProxyHeadersMiddleware, trusted_proxies=settings.trusted_proxies),
-        Middleware(AccessLogMiddleware, route_names=route_names, metrics=metrics),
-        Middleware(
-            StrictCORSMiddleware,
-            allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["authorization", "content-type", "x-gladia-version", "idempotency-key"],
-            expose_headers=["x-request-id", "retry-after"],
-            max_age=600,
-        ),
-        Middleware(AttemptGuardMiddleware),
+        Middleware(EdgeMiddleware, access=AccessLog(route_names, metrics), cors=cors),
     ]
 
 

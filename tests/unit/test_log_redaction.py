@@ -17,7 +17,7 @@ from broker.identity.credentials import TokenService
 from broker.observability.logs import (
     _PATTERNS,
     REDACTED,
-    AccessLogMiddleware,
+    AccessLog,
     JsonFormatter,
     RedactedLogRecord,
     Redactor,
@@ -26,6 +26,7 @@ from broker.observability.logs import (
     may_hold_credential,
 )
 from broker.observability.metrics import Metrics
+from broker.web.edge import CorsHeaders, EdgeMiddleware
 
 HELD_SECRET = "held-secret-value-4f1c9a7e2b"
 logger = logging.getLogger("broker.test")
@@ -319,11 +320,13 @@ async def test_the_access_line_is_in_the_stream_before_the_last_byte_of_the_answ
         return {"type": "http.request", "body": b""}
 
     metrics = Metrics()
-    app = AccessLogMiddleware(endpoint, {endpoint: "/v1/sessions/{session_id}"}, metrics)
+    cors = CorsHeaders((), methods=["GET"], headers=[], expose=[], max_age_s=600)
+    access = AccessLog({endpoint: "/v1/sessions/{session_id}"}, metrics)
+    app = EdgeMiddleware(endpoint, access=access, cors=cors)
     scope: Scope = {
         "type": "http",
         "method": "GET",
-        "path": "/v1/sessions/abc",
+        "path": "/v1/events/abc",  # not a guarded path: no attempt guard to set up
         "headers": [(b"x-request-id", b"req-ordering-1")],
         "client": ("127.0.0.1", 5000),
     }
