@@ -29,7 +29,7 @@ from broker.web.problems import error_response
 # The client surfaces: every route here authenticates a user or a service. Gladia-facing routes
 # are left out on purpose: counting Gladia's own address would let a few stale callbacks block
 # every later one.
-GUARDED_PREFIXES = ("/v1/sessions", "/v1/tokens", "/v2/live")
+GUARDED_PREFIXES = ("/v1/sessions", "/v1/tokens", "/v1/subjects", "/v1/usage", "/v2/live")
 # Answers counted as misses against the client's address, to slow guessing.
 MISS_STATUSES = frozenset({401, 404})
 _VARY_ORIGIN = (b"vary", b"Origin")

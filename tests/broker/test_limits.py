@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from broker.policy.limits import Limits
@@ -180,6 +181,25 @@ async def test_failed_authentications_from_one_address_end_in_429(
             assert int(refused.headers["retry-after"]) >= 1
             assert (await create(neighbour, mint("bob"))).status_code == 201
         assert broker.limits.refusals["failed_attempts"] == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/subjects/alice/revoke"), ("GET", "/v1/usage"), ("DELETE", "/v1/tokens/x")],
+)
+async def test_service_key_guesses_count_on_the_token_and_usage_routes_too(
+    settings: Settings, method: str, path: str
+) -> None:
+    async with (
+        instance(replace(settings, failed_attempts_per_minute=3)) as broker,
+        broker.client("203.0.113.7") as attacker,
+    ):
+        guessed = {"Authorization": "Bearer guessed-service-key"}
+        for _ in range(3):
+            assert (await attacker.request(method, path, headers=guessed)).status_code == 401
+        refused = await attacker.request(method, path, headers=guessed)
+        assert refused.status_code == 429
+        assert refused.json()["reason"] == "failed_attempts"
 
 
 async def test_not_found_answers_count_too_against_guessing_session_ids(
