@@ -133,6 +133,34 @@ end
     calls=(NOW_MS,),
 )
 
+# keys: admit_subject's four, then the account's leases. argv: admit_subject's nine, then
+# admit_account's four. For one Redis node (Cluster slots keep the two scripts apart): the
+# subject's limits first, the account's only once the subject's passed, and what the subject's
+# took given back when the account refuses, in one round trip. Returns the refusing script's
+# answer ({granted, reason, wait ms}), or the account's grant.
+_ADMIT_BOTH = LuaFunction(
+    "admit_both",
+    """
+local function admit_both(keys, argv)
+  local subject = admit_subject({keys[1], keys[2], keys[3], keys[4]},
+    {argv[1], argv[2], argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9]})
+  if subject[1] == 0 then
+    return subject
+  end
+  local account = admit_account({keys[5]}, {argv[10], argv[11], argv[12], argv[13]})
+  if account[1] == 0 then
+    redis.call('ZREM', keys[1], argv[1])
+    redis.call('ZREM', keys[2], argv[1])
+    redis.call('SREM', keys[3], argv[1])
+  end
+  return account
+end
+""",
+    keys=5,
+    args=13,
+    calls=(_ADMIT_SUBJECT, _ADMIT_ACCOUNT),
+)
+
 # keys: a lease set. argv: pending member, session member, lease ms, key TTL ms.
 CONFIRM_LEASE = LuaFunction(
     "confirm_lease",
@@ -309,6 +337,9 @@ class Limits:
         self.refusals: Counter[str] = Counter()
         self._recent_misses = RecentMisses(window_s)
         self._admit_subject = LuaScript(client, _ADMIT_SUBJECT)
+        # On one node (single Redis, Sentinel) both admissions run as one script.
+        self._one_node = not settings.redis_cluster
+        self._admit_both = LuaScript(client, _ADMIT_BOTH)
         self._admit_account = LuaScript(client, _ADMIT_ACCOUNT)
         self._confirm = LuaScript(client, CONFIRM_LEASE)
         self._check_address = LuaScript(client, _CHECK_ADDRESS)
@@ -327,37 +358,51 @@ class Limits:
         """Take a pending lease for the subject and the account, or raise TooManyRequests.
 
         With `max_sessions`, the create also takes one of the token's uses (Forbidden once they
-        are all taken). Two scripts, subject first: a subject over its own limits never touches
-        the account set, so one user hammering cannot crowd others out of it. Redis errors
+        are all taken). Subject first: a subject over its own limits never touches the account
+        set, so one user hammering cannot crowd others out of it. One script on one Redis node,
+        two on a Cluster (the account's leases have a slot of their own). Redis errors
         propagate (the caller answers 503: creates fail closed).
         """
         if max_sessions is not None and not token_id:
             raise ValueError("a token bound to max_sessions needs its id to be counted")
         uses_key = token_uses_key(subject_key, token_id or "")
-        granted, reason, wait_ms = await self._admit_subject(
-            keys=[
-                subject_leases_key(subject_key),
-                subject_creates_key(subject_key),
-                uses_key,
-                subject_usage_key(subject_key, utc_day()),
-            ],
-            args=[
-                request_id,
-                self._max_live,
-                self._pending_ms,
-                self._max_creates,
-                self._window_ms,
-                self._lease_key_ttl_ms,
-                max_sessions or 0,
-                self._uses_ttl_ms,
-                self._budget_s,
-            ],
-        )
+        subject_keys = [
+            subject_leases_key(subject_key),
+            subject_creates_key(subject_key),
+            uses_key,
+            subject_usage_key(subject_key, utc_day()),
+        ]
+        subject_args: list[str | int | float] = [
+            request_id,
+            self._max_live,
+            self._pending_ms,
+            self._max_creates,
+            self._window_ms,
+            self._lease_key_ttl_ms,
+            max_sessions or 0,
+            self._uses_ttl_ms,
+            self._budget_s,
+        ]
+        account_args: list[str | int | float] = [
+            request_id,
+            self._account_max_live,
+            self._pending_ms,
+            self._lease_key_ttl_ms,
+        ]
+        if self._one_node:
+            granted, reason, wait_ms = await self._admit_both(
+                keys=[*subject_keys, ACCOUNT_LEASES_KEY], args=[*subject_args, *account_args]
+            )
+            if not granted:
+                if reason == "account_live":
+                    self._refuse_account(wait_ms)
+                self._refuse_subject(reason, wait_ms, max_sessions)
+            return
+        granted, reason, wait_ms = await self._admit_subject(keys=subject_keys, args=subject_args)
         if not granted:
             self._refuse_subject(reason, wait_ms, max_sessions)
         granted, reason, wait_ms = await self._admit_account(
-            keys=[ACCOUNT_LEASES_KEY],
-            args=[request_id, self._account_max_live, self._pending_ms, self._lease_key_ttl_ms],
+            keys=[ACCOUNT_LEASES_KEY], args=account_args
         )
         if not granted:
             # Give back what the subject script took: this create never happened.
@@ -367,8 +412,11 @@ class Limits:
                 if max_sessions is not None:
                     pipe.srem(uses_key, request_id)
                 await pipe.execute()
-            self._refuse(reason, "Transcription capacity is fully used; try again shortly",
-                         _wait_s(wait_ms, self._retry_after_s))  # fmt: skip
+            self._refuse_account(wait_ms)
+
+    def _refuse_account(self, wait_ms: object) -> NoReturn:
+        self._refuse("account_live", "Transcription capacity is fully used; try again shortly",
+                     _wait_s(wait_ms, self._retry_after_s))  # fmt: skip
 
     def _refuse_subject(self, reason: str, wait_ms: object, max_sessions: int | None) -> NoReturn:
         if reason == "binding_sessions":

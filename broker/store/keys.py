@@ -13,7 +13,8 @@ not empty), and a script, a MULTI or a multi-key command may only touch keys of 
   (`broker.sessions.create_writes`), or check a binding, de-duplicate an event, append it and
   move the record's status (`EventStore`).
 - `{account}`: the account's lease set, shared by every subject, so never in a script with one
-  subject's keys (admission runs two scripts, subject first; release is a plain pipeline).
+  subject's keys on a Cluster (admission runs two scripts there, subject first, and one on a
+  single node, where slots do not apply; release is a plain pipeline).
 - `{addr:<bucket>}`: one client address's misses, one key per script; `addr:` keeps it apart
   from an owner's tag.
 - `{jobs}`: every part of every job queue, so `mark`, `finish`, `retry_later`, and a dead

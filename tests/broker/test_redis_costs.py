@@ -61,10 +61,10 @@ async def test_what_each_request_costs_in_redis(
 
     plain = await cost(redis_server, create)
     # This address missed (the warm-up's 404), so the guard runs: 1 read-only script. Then
-    # subject admission + account admission (2 scripts), then one script on the owner's slot
-    # (the record with its index entry, the subject's lease confirmed, the callback binding)
-    # beside the account's lease confirmation.
-    assert plain["evalsha"] == 5
+    # subject and account admission (1 script on one node; 2 on a Cluster), then one script on
+    # the owner's slot (the record with its index entry, the subject's lease confirmed, the
+    # callback binding) beside the account's lease confirmation.
+    assert plain["evalsha"] == 4
     # The record and the callback binding, both in that script; the owner for webhooks is a
     # `SET` of its own only when webhooks are configured.
     assert plain["set"] == 1
@@ -121,7 +121,7 @@ async def test_a_client_that_never_missed_pays_no_guard_round_trip(
         return (await broker.post("/v1/sessions", headers=alice, json={})).status_code
 
     plain = await cost(redis_server, create)
-    assert plain["evalsha"] == 4  # admission (2), the owner's slot, the account's lease
+    assert plain["evalsha"] == 3  # admission (1, one node), the owner's slot, the account's lease
     assert plain["hmget"] == 1  # the credential's revocations
 
     async def read() -> int:
