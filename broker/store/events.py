@@ -684,6 +684,18 @@ class EventStore:
     async def count_dead_letters(self, queue: str) -> int:
         return int(await self._redis.xlen(job_dead_letters_key(queue)))
 
+    async def count_waiting(self, queue: str) -> tuple[int, int]:
+        """The queue's members waiting (due now or backing off; parked ones aside), and those
+        backing off among them, in one round trip."""
+        due = job_due_key(queue)
+        # Scores are due times in ms; a failure's backoff puts one in the future, a dead letter
+        # parks its member at PARKED_BASE_MS and beyond.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zcount(due, "-inf", f"({PARKED_BASE_MS}")
+            pipe.zcount(due, f"({_now_ms()}", f"({PARKED_BASE_MS}")
+            waiting, retrying = await pipe.execute()
+        return int(waiting), int(retrying)
+
     async def replay_dead_letter(self, queue: str, letter_id: str) -> str | None:
         """Put a dead letter's member back on its queue, due now; its member, or None."""
         member = await self._replay_dead_letter(

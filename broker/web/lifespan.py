@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -44,8 +43,7 @@ from broker.sessions.creation import SessionCreator
 from broker.sessions.lifecycle import SessionLifecycle
 from broker.settings import Settings
 from broker.store.connection import open_redis
-from broker.store.events import PARKED_BASE_MS, EventStore
-from broker.store.keys import job_due_key
+from broker.store.events import EventStore
 from broker.store.records import SessionStore
 from broker.web.resources import Resources
 from broker.web.streams import StreamSlots
@@ -116,7 +114,7 @@ def _build(
     results = ResultFetcher(store, clients.gladia, limits, usage)
     jobs, intake = _background_jobs(settings, metrics, events, store, results, clients.relay)
     for queue in (RESULT_QUEUE, RELAY_QUEUE) if clients.relay is not None else (RESULT_QUEUE,):
-        metrics.track_job_queue(queue, _queue_counts(clients.redis, queue))
+        metrics.track_job_queue(queue, _queue_counts(events, queue))
     event_streams = StreamSlots(settings.sse_max_streams)
     metrics.track_open_streams(lambda: event_streams.open)
     webhooks = WebhookVerifier(settings.gladia_webhook_secrets)
@@ -154,23 +152,6 @@ def _build(
         usage=usage,
     )
     return resources, jobs
-
-
-def _queue_counts(client: redis.Redis, queue: str) -> QueueSource:
-    """A job queue's members waiting and backing off (parked ones aside), in one round trip."""
-    due = job_due_key(queue)
-
-    async def count() -> QueueCounts:
-        # Scores are due times in ms; a failure's backoff puts one in the future, a dead letter
-        # parks its member at PARKED_BASE_MS and beyond.
-        now_ms = int(time.time() * 1000)
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.zcount(due, "-inf", f"({PARKED_BASE_MS}")
-            pipe.zcount(due, f"({now_ms}", f"({PARKED_BASE_MS}")
-            waiting, retrying = await pipe.execute()
-        return QueueCounts(waiting=int(waiting), retrying=int(retrying))
-
-    return count
 
 
 def _authenticator(
@@ -228,3 +209,13 @@ def _background_jobs(
         wake_relay=runners[-1].wake,
     )
     return BackgroundJobs(runners), intake
+
+
+def _queue_counts(events: EventStore, queue: str) -> QueueSource:
+    """A job queue's depth for its gauges, read from the store at each scrape."""
+
+    async def count() -> QueueCounts:
+        waiting, retrying = await events.count_waiting(queue)
+        return QueueCounts(waiting=waiting, retrying=retrying)
+
+    return count

@@ -40,7 +40,7 @@ async def test_a_queues_depth_counts_work_due_and_backing_off_and_leaves_dead_le
     events = EventStore(client, settings)
     metrics = Metrics()
     for queue in (RELAY_QUEUE, RESULT_QUEUE):
-        metrics.track_job_queue(queue, _queue_counts(client, queue))
+        metrics.track_job_queue(queue, _queue_counts(events, queue))
     try:
         for session in ("s1", "s2", "s3", "s4"):
             await events.mark(RELAY_QUEUE, f"alice:{session}")
