@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
+import redis.asyncio as redis
 import uvicorn
 from redis.exceptions import RedisError
 from starlette.datastructures import Secret
@@ -223,13 +224,24 @@ def _revoke(args: argparse.Namespace) -> None:
 
 async def _with_revocations(action: Callable[[Revocations], Awaitable[Answer]]) -> Answer:
     """`action` on the revocations in the configured Redis, which it needs."""
+    return await _on_redis(
+        "revocations are kept in its Redis",
+        lambda client, settings: action(Revocations(client, settings)),
+    )
+
+
+async def _on_redis(
+    why: str, action: Callable[[redis.Redis, Settings], Awaitable[Answer]]
+) -> Answer:
+    """`action` on a client of the configured Redis, closed after; REDIS_URL missing or Redis
+    failing end the command with a message (`why` says what the command keeps there)."""
     settings = load_settings()
     if not settings.redis_url:
-        print("broker: REDIS_URL is missing (revocations are kept in its Redis)", file=sys.stderr)
+        print(f"broker: REDIS_URL is missing ({why})", file=sys.stderr)
         raise SystemExit(2)
     client = open_redis(settings)
     try:
-        return await action(Revocations(client, settings))
+        return await action(client, settings)
     except RedisError as exc:
         print(f"broker: Redis failed: {type(exc).__name__}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -276,18 +288,10 @@ def _replay_dead_letter(args: argparse.Namespace) -> None:
 
 async def _with_dead_letters(action: Callable[[DeadLetters], Awaitable[Answer]]) -> Answer:
     """`action` on the dead letters in the configured Redis, which it needs."""
-    settings = load_settings()
-    if not settings.redis_url:
-        print("broker: REDIS_URL is missing (the dead letters are in its Redis)", file=sys.stderr)
-        raise SystemExit(2)
-    client = open_redis(settings)
-    try:
-        return await action(DeadLetters(EventStore(client, settings)))
-    except RedisError as exc:
-        print(f"broker: Redis failed: {type(exc).__name__}", file=sys.stderr)
-        raise SystemExit(1) from None
-    finally:
-        await client.aclose()
+    return await _on_redis(
+        "the dead letters are in its Redis",
+        lambda client, settings: action(DeadLetters(EventStore(client, settings))),
+    )
 
 
 def _simulator(args: argparse.Namespace) -> None:
