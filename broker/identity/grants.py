@@ -1,6 +1,6 @@
 """What a credential allows beyond naming its subject: the bindings fixed when a token is minted.
 
-A mint request's binding fields are checked here (`Bindings.from_request`), written into the
+A mint request's binding fields are checked here (`read_bindings`), written into the
 token under short claim names (`to_claims`) and read back on every verification
 (`from_claims`). Token ids (`TokenIds`) carry the subject's handle, so revoking one finds the
 subject's revocation hash without a lookup, and a MAC, so an id this broker never issued is
@@ -21,10 +21,10 @@ from typing import Any
 
 from starlette.datastructures import Secret
 
-from broker.errors import FieldProblem, InvalidFields
+from broker.errors import FieldProblem
 from broker.settings import GLADIA_MAX_SESSION_S
 
-# The request fields `Bindings.from_request` reads (beside `sub` and `ttl`).
+# The request fields `read_bindings` reads (beside `sub` and `ttl`).
 BINDING_FIELDS = frozenset(
     {"preset", "presets", "max_channels", "max_duration_s", "max_sessions", "single_use",
      "client_ref"}
@@ -36,8 +36,9 @@ MAX_SESSIONS_BOUND = 1_000_000
 # Preset names as BROKER_POLICY_FILE accepts them (broker.policy.rules).
 PRESET_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _PRESET_NAME = re.compile(PRESET_NAME_PATTERN)
-# The claims a token carries its bindings under, kept short: the token is sent on every call.
+# Records a field's problem (`read_bindings` collects them all).
 _Refuse = Callable[[str, str], None]
+# The claims a token carries its bindings under, kept short: the token is sent on every call.
 _CLAIMS = {
     "presets": "pr",
     "max_channels": "ch",
@@ -66,14 +67,6 @@ class Bindings:
     max_duration_s: int | None = None  # the longest a session created with it may last
     max_sessions: int | None = None  # sessions it may create in all (single use is 1)
     client_ref: str | None = None  # opaque, the app's own: carried to usage and events
-
-    @classmethod
-    def from_request(cls, body: Mapping[str, object], rules: BindingRules) -> Bindings:
-        """The bindings a mint request asks for, or InvalidFields naming each bad field."""
-        bindings, problems = read_bindings(body, rules)
-        if problems:
-            raise InvalidFields(_summary(problems), problems=problems)
-        return bindings
 
     def as_response(self) -> dict[str, Any]:
         """The bindings that apply, under the request's field names (unset ones left out)."""
@@ -212,10 +205,6 @@ def _client_ref(value: object, refuse: _Refuse) -> str | None:
         )
         return None
     return value
-
-
-def _summary(problems: tuple[FieldProblem, ...]) -> str:
-    return "; ".join(f"{problem.field} {problem.message}" for problem in problems)
 
 
 # --- token ids ---------------------------------------------------------------------------
