@@ -7,7 +7,6 @@ The requests are Pipecat's own (pipecat-ai 1.14, `GladiaSTTService._setup_gladia
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import aiohttp
 import httpx
@@ -17,19 +16,10 @@ from broker.settings import Settings
 from broker.web.app import create_app
 from tests.broker.conftest import CANARY_GLADIA_KEY, BrokerFactory, Simulator
 from tests.broker.test_facade import FAKE_REAL_KEY, assert_envelope
+from tests.support.pipecat import PIPECAT_BODY
 from tests.support.servers import serve_in_thread
 
 Headers = Callable[[str], dict[str, str]]
-PIPECAT_BODY: dict[str, Any] = {
-    "encoding": "wav/pcm",
-    "bit_depth": 16,
-    "sample_rate": 16000,
-    "channels": 1,
-    "model": "solaria-1",
-    "custom_metadata": {"pipecat": "1.14.0"},
-    "maximum_duration_without_endpointing": 5,
-    "language_config": {"languages": ["en"], "code_switching": False},
-}
 
 
 def token_of(headers: dict[str, str]) -> str:

@@ -16,18 +16,8 @@ from broker.policy.init_body import METADATA_MAX_NUMBER, SessionPolicy
 from broker.policy.rules import PolicyRules, Preset, rules_from_settings
 from broker.settings import Settings, load_settings
 from broker.web.openapi import build_openapi
+from tests.support.pipecat import PIPECAT_BODY
 
-# What Pipecat's GladiaSTTService sends (pipecat-ai 1.14, `_prepare_settings`), with a language.
-PIPECAT_BODY = {
-    "encoding": "wav/pcm",
-    "bit_depth": 16,
-    "sample_rate": 16000,
-    "channels": 1,
-    "model": "solaria-1",
-    "custom_metadata": {"pipecat": "1.14.0"},
-    "maximum_duration_without_endpointing": 5,
-    "language_config": {"languages": ["en"], "code_switching": False},
-}
 # Gladia's cap on `custom_metadata`, stringified (contract §1.2).
 GLADIA_METADATA_MAX_CHARS = 2000
 
