@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +23,7 @@ from broker.store.connection import open_redis
 from broker.store.keys import session_record_key, token_uses_key
 from tests.broker.conftest import BrokerFactory, Simulator
 from tests.support.bound_tokens import bound_headers, token_id_of
+from tests.support.polling import eventually
 
 PRESETS = {
     "presets": {
@@ -46,13 +45,6 @@ def refused_for(response: httpx.Response, reason: str) -> bool:
         and response.headers["content-type"] == "application/problem+json"
         and response.json()["reason"] == reason
     )
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 10.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,6 +18,7 @@ from broker.settings import Settings
 from broker.web.app import create_app
 from tests.broker.conftest import BrokerFactory, Simulator
 from tests.simulator.audio import speech
+from tests.support.polling import eventually
 from tests.support.sdk import stream_to_created
 
 Headers = Callable[[str], dict[str, str]]
@@ -48,13 +49,6 @@ async def instance(settings: Settings) -> AsyncIterator[Instance]:
 
 async def create(client: httpx.AsyncClient, headers: dict[str, str]) -> httpx.Response:
     return await client.post("/v1/sessions", headers=headers, json={"sample_rate": 16000})
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 10.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_two_hundred_parallel_creates_with_a_cap_of_five_reach_gladia_five_times(

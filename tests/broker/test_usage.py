@@ -4,9 +4,7 @@ and a daily budget refused before Gladia; on the simulator and real Redis (serve
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +25,7 @@ from broker.store.records import SessionStore
 from tests.broker.conftest import CANARY_SERVICE_KEY, BrokerFactory, Simulator
 from tests.simulator.audio import speech
 from tests.support.bound_tokens import bound_headers
+from tests.support.polling import eventually
 from tests.support.records import session_record
 from tests.support.sdk import stream_to_created
 
@@ -55,13 +54,6 @@ def final_result(seconds: float, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 20.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
-
-
 async def test_a_finished_session_is_counted_into_its_owners_day_once(
     broker: httpx.AsyncClient, settings: Settings, client: redis.Redis
 ) -> None:
@@ -76,7 +68,7 @@ async def test_a_finished_session_is_counted_into_its_owners_day_once(
         result = response.json()
         return bool(result["status"] == "done")
 
-    await eventually(final)
+    await eventually(final, within_s=20.0)
     billed = result["result"]["metadata"]["billing_time"]
     assert billed > 0
     usage = (await broker.get("/v1/usage", headers=alice)).json()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +26,7 @@ from broker.store.keys import (
     subject_leases_key,
 )
 from tests.support.leases import confirm_leases
+from tests.support.polling import eventually
 from tests.support.servers import RedisServer
 
 SETTINGS = Settings(
@@ -57,13 +57,6 @@ async def refusal(call: Awaitable[object]) -> TooManyRequests:
     with pytest.raises(TooManyRequests) as raised:
         await call
     return raised.value
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 5.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_subject_gets_its_cap_of_leases_then_a_429_with_retry_after(
@@ -141,7 +134,7 @@ async def test_a_confirmed_lease_expires_by_itself(client: aioredis.Redis) -> No
             return False
         return True
 
-    await eventually(admitted)
+    await eventually(admitted, within_s=5.0)
 
 
 async def test_a_pending_lease_of_a_create_that_never_finished_expires_soon(
@@ -154,7 +147,7 @@ async def test_a_pending_lease_of_a_create_that_never_finished_expires_soon(
     await limits.admit("alice", "r1")
     await refusal(limits.admit("alice", "r2"))
     assert await client.pttl(subject_leases_key("alice")) > 1000  # the key outlives any lease
-    await eventually(lambda: _admits(limits, "alice", "r2"))
+    await eventually(lambda: _admits(limits, "alice", "r2"), within_s=5.0)
 
 
 async def _admits(limits: Limits, subject: str, request_id: str) -> bool:
@@ -174,7 +167,7 @@ async def test_creates_per_window_are_capped_with_an_exact_retry_after(
     refused = await refusal(limits.admit("alice", "r3"))
     assert refused.reason == "creates_per_minute"
     assert refused.headers()["Retry-After"] in ("1", "2")
-    await eventually(lambda: _admits(limits, "alice", "r3"))
+    await eventually(lambda: _admits(limits, "alice", "r3"), within_s=5.0)
 
 
 async def test_the_account_cap_is_shared_by_every_subject(client: aioredis.Redis) -> None:
@@ -317,7 +310,7 @@ async def test_misses_expire_with_their_window(client: aioredis.Redis) -> None:
             return False
         return True
 
-    await eventually(allowed)
+    await eventually(allowed, within_s=5.0)
 
 
 def test_ipv6_clients_are_grouped_by_their_64_bit_prefix() -> None:
