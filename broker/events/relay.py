@@ -130,7 +130,7 @@ class Relay:
         entries = await self._events.read(owner, session_id, cursor, BATCH)
         if not entries:
             return JobOutcome.DONE
-        subject, client_ref = await self._subject(owner, session_id)
+        subject, client_ref = await self._subject_and_ref(owner, session_id)
         for entry in entries:
             if not await lease.renew():
                 return JobOutcome.MORE  # the lease was lost: whoever holds it carries on
@@ -167,7 +167,7 @@ class Relay:
         )
         return JobOutcome.PARKED
 
-    async def _subject(self, owner: str, session_id: str) -> tuple[str | None, str | None]:
+    async def _subject_and_ref(self, owner: str, session_id: str) -> tuple[str | None, str | None]:
         """The session's user (as the callback binding keeps it) and its `client_ref`."""
         record = await self._sessions.load(owner, session_id)
         if record is None:
