@@ -58,6 +58,18 @@ async def test_a_function_runs_alone_as_its_own_script(client: aioredis.Redis) -
     assert await client.get("{t}:a") == "xy"
 
 
+async def test_a_script_redis_has_lost_is_loaded_again(client: aioredis.Redis) -> None:
+    # As after a restart or a failover: Redis no longer knows the script by its SHA1.
+    script, composed = LuaScript(client, APPEND), ComposedScript(client, [APPEND, COUNT])
+    assert await script(keys=["{t}:a"], args=["x", "y"]) == 2
+    await client.script_flush()
+    assert await script(keys=["{t}:a"], args=["z", "w"]) == 4
+    assert await composed(
+        Step(APPEND, ["{t}:a"], ["1", "2"]), Step(COUNT, ["{t}:n", "{t}:a"], [3])
+    ) == [6, ["3", "xyzw12"]]
+    assert await client.get("{t}:a") == "xyzw12"
+
+
 async def test_a_function_alone_is_refused_the_wrong_number_of_keys_or_arguments(
     client: aioredis.Redis,
 ) -> None:
