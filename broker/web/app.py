@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute, Route
 
-from broker import errors
 from broker.events.callbacks import CallbackCapabilities
 from broker.identity.oidc import jwks_tls_context
 from broker.observability.logs import AccessLog, install_redaction
 from broker.observability.metrics import Metrics
 from broker.policy.init_body import SessionPolicy
 from broker.settings import Settings
+from broker.web import failures
 from broker.web.edge import CorsHeaders, EdgeMiddleware
 from broker.web.lifespan import open_resources
-from broker.web.problems import error_response
 from broker.web.proxy_headers import ProxyHeadersMiddleware
+from broker.web.reconnect import ReconnectLane
 from broker.web.routes import (
     api_docs,
     callbacks,
@@ -37,78 +32,6 @@ from broker.web.routes import (
     usage,
 )
 from broker.web.routes.demo import DemoOptions, demo_routes
-
-logger = logging.getLogger("broker")
-
-_HTTP_ERRORS: dict[int, type[errors.BrokerError]] = {
-    400: errors.BadRequest,
-    401: errors.Unauthorized,
-    403: errors.Forbidden,
-    404: errors.NotFound,
-    413: errors.PayloadTooLarge,
-}
-
-
-def _render(request: Request, error: errors.BrokerError) -> Response:
-    request_id = str(getattr(request.state, "request_id", "") or "-")
-    return error_response(error, request.url.path, request_id)
-
-
-async def _broker_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, errors.BrokerError)
-    if 400 <= exc.status_code < 500 and not isinstance(exc, errors.UpstreamError):
-        _metrics_of(request).count_refusal(exc)
-    return _render(request, exc)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    error_class = _HTTP_ERRORS.get(exc.status_code)
-    if exc.status_code == 405:
-        error_class = errors.MethodNotAllowed
-    error = error_class() if error_class else errors.BrokerError()
-    if 400 <= error.status_code < 500:
-        _metrics_of(request).count_refusal(error)
-    response = _render(request, error)
-    if exc.headers:
-        response.headers.update(exc.headers)
-    if exc.status_code == 405:
-        response.headers["Allow"] = _allowed_methods(request)
-    return response
-
-
-def _allowed_methods(request: Request) -> str:
-    """Every method of every route on this path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.routes:
-        if isinstance(route, Route) and route.methods:
-            match, _ = route.matches(request.scope)
-            if match != Match.NONE:
-                methods.update(route.methods)
-    return ", ".join(sorted(methods))
-
-
-async def _redis_error(request: Request, exc: Exception) -> Response:
-    logger.error("redis failed: %s", type(exc).__name__)
-    _metrics_of(request).count_redis_error(exc)
-    retry_after_s = _settings_of(request).retry_after_s
-    return _render(
-        request, errors.StoreUnavailable("Try again shortly", retry_after_s=retry_after_s)
-    )
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    return _render(request, errors.BrokerError())
-
-
-def _metrics_of(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
-
-
-def _settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def build_routes() -> list[BaseRoute]:
@@ -159,12 +82,7 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
         routes=routes,
         middleware=_middleware(settings, metrics, routes),
         lifespan=lifespan,
-        exception_handlers={
-            errors.BrokerError: _broker_error,
-            HTTPException: _http_error,
-            RedisError: _redis_error,
-            Exception: _unexpected_error,
-        },
+        exception_handlers=dict(failures.HANDLERS),
     )
     # Starlette would answer `/v1/sessions/` with a redirect built from the Host header, a host
     # the client chose: a trailing slash is no route (404), and every URL comes from settings.
@@ -176,7 +94,7 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
 
 def _middleware(settings: Settings, metrics: Metrics, routes: list[BaseRoute]) -> list[Middleware]:
     """Outermost first: the client's address, then the edge (request id, access line, CORS,
-    attempt guard; broker/web/edge.py)."""
+    attempt guard; broker/web/edge.py), then the reconnect lookup's own lane."""
     route_names = {route.endpoint: route.path for route in routes if isinstance(route, Route)}
     cors = CorsHeaders(
         settings.cors_origins,
@@ -188,6 +106,7 @@ def _middleware(settings: Settings, metrics: Metrics, routes: list[BaseRoute]) -
     return [
         Middleware(ProxyHeadersMiddleware, trusted_proxies=settings.trusted_proxies),
         Middleware(EdgeMiddleware, access=AccessLog(route_names, metrics), cors=cors),
+        Middleware(ReconnectLane),
     ]
 
 

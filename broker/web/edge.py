@@ -11,6 +11,8 @@ every answer gets the request id and the CORS headers.
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 import uuid
 from collections.abc import Iterable
@@ -33,6 +35,25 @@ GUARDED_PREFIXES = ("/v1/sessions", "/v1/tokens", "/v1/subjects", "/v1/usage", "
 # Answers counted as misses against the client's address, to slow guessing.
 MISS_STATUSES = frozenset({401, 404})
 _VARY_ORIGIN = (b"vary", b"Origin")
+
+
+class _RequestIds:
+    """Fresh request ids: 32 hex digits, unique, not secret (a client may send its own). A
+    random prefix per process and a counter cost far less than 16 bytes of `os.urandom` each."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._prefix = token_hex(8)
+        self._counter = itertools.count()
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_request_ids = _RequestIds()
 
 
 class CorsHeaders:
@@ -93,7 +114,9 @@ class EdgeMiddleware:
                 origin = value.decode("latin-1")
             elif name == b"access-control-request-method":
                 preflight = True
-        request_id = offered if offered and REQUEST_ID_PATTERN.match(offered) else token_hex(16)
+        request_id = (
+            offered if offered and REQUEST_ID_PATTERN.match(offered) else _request_ids.new()
+        )
         scope.setdefault("state", {})["request_id"] = request_id
         request_log = RequestLog(request_id)
         answer_headers = (*self._cors.for_origin(origin), (b"x-request-id", request_id.encode()))

@@ -83,6 +83,28 @@ async def test_the_same_url_comes_back_from_another_instance(
     assert found.json()["status"] == "created"
 
 
+async def test_a_lookup_answers_alike_through_its_own_lane_and_through_starlette(
+    broker: httpx.AsyncClient, mint: Headers
+) -> None:
+    # GET is served by broker.web.reconnect before routing, HEAD by the Starlette route.
+    alice = mint("alice")
+    created = (await broker.post("/v1/sessions", headers=alice, json={})).json()
+    path = f"/v1/sessions/{created['id']}"
+    got, head = await broker.get(path, headers=alice), await broker.head(path, headers=alice)
+    assert (got.status_code, head.status_code) == (200, 200)
+    for name in ("content-type", "content-length", "cache-control", "vary"):
+        assert got.headers[name] == head.headers[name], name
+    assert head.content == b""
+    assert set(got.json()) == {"id", "status", "created_at", "expires_at", "messages_config", "url"}
+    missing = await broker.get(path + "x", headers=alice)
+    unauthenticated = await broker.get(path)
+    assert (missing.status_code, unauthenticated.status_code) == (404, 401)
+    for refused in (missing, unauthenticated):
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.headers["x-request-id"]
+    assert (await broker.get(path + "/", headers=alice)).status_code == 404
+
+
 async def test_sessions_are_listed_newest_first_without_their_urls(
     broker: httpx.AsyncClient, mint: Headers
 ) -> None:

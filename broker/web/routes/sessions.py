@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from broker.identity.credentials import peer_address
 from broker.policy.idempotency import idempotency_key_of
 from broker.store.records import SessionRecord
 from broker.web.http import bounded_int, json_response, read_json
-from broker.web.resources import resources
+from broker.web.resources import Resources, resources
 
 MAX_PAGE = 100
 # Once recording has ended (end_recording, end_session) reconnecting is pointless.
@@ -47,12 +49,22 @@ async def create_session(request: Request) -> Response:
     return json_response(view, 201, no_store=True)
 
 
+async def reconnect_view(
+    found: Resources, headers: Headers, peer: str | None, session_id: str
+) -> dict[str, Any]:
+    """The reconnect lookup: the owner's view of the session, in one Redis round trip."""
+    # Revocation is checked with the record (`reconnect`), not on its own.
+    subject = await found.authenticator.authenticate(headers, peer, check_revocation=False)
+    return session_view(await found.sessions.reconnect(subject, session_id))
+
+
 async def get_session(request: Request) -> Response:
-    found = resources(request)
-    # Revocation is checked with the record, in the same round trip (`reconnect`).
-    subject = await found.authenticator.authenticate_request(request, check_revocation=False)
-    record = await found.sessions.reconnect(subject, request.path_params["session_id"])
-    return json_response(session_view(record), no_store=True)
+    """HEAD here; a GET is served by `broker.web.reconnect` before Starlette's routing."""
+    view = await reconnect_view(
+        resources(request), request.headers, peer_address(request.scope),
+        request.path_params["session_id"],
+    )  # fmt: skip
+    return json_response(view, no_store=True)
 
 
 async def get_result(request: Request) -> Response:

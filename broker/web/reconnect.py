@@ -1,0 +1,62 @@
+"""`GET /v1/sessions/{id}`, the reconnect lookup, answered in plain ASGI.
+
+It is the request a broker answers most, and its own work is small: the token (cached once
+verified), one Redis round trip (the record and the credential's revocations), the owner's view.
+Through Starlette's exception middleware, router, request and response objects, the framework
+cost more than the lookup (docs/performance.md), so the edge hands a GET on that path here.
+HEAD and DELETE on it, and every other route, go through Starlette; refusals are answered by
+the app's own handlers (`broker.web.failures`), so both ways answer alike.
+"""
+
+from __future__ import annotations
+
+import json
+
+from redis.exceptions import RedisError
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from broker.errors import BrokerError
+from broker.identity.credentials import peer_address
+from broker.web.failures import answer_failure
+from broker.web.resources import Resources
+from broker.web.routes.sessions import get_session, reconnect_view
+
+PREFIX = "/v1/sessions/"
+_HEADERS = ((b"content-type", b"application/json"), (b"cache-control", b"no-store"))
+
+
+def reconnect_id(path: str) -> str | None:
+    """The session id of a `/v1/sessions/{id}` path, as Starlette's route would match it."""
+    if not path.startswith(PREFIX):
+        return None
+    session_id = path[len(PREFIX) :]
+    return session_id if session_id and "/" not in session_id else None
+
+
+class ReconnectLane:
+    """Serves the reconnect lookup itself; hands every other request to `app`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session_id = reconnect_id(scope["path"]) if scope["type"] == "http" else None
+        if session_id is None or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        # As the route would: the access line and the metrics name it by its template.
+        scope["endpoint"] = get_session
+        scope["path_params"] = {"session_id": session_id}
+        found: Resources = scope["app"].state.resources
+        try:
+            view = await reconnect_view(
+                found, Headers(scope=scope), peer_address(scope), session_id
+            )
+        except (BrokerError, RedisError) as exc:
+            await answer_failure(exc, scope, receive, send)
+            return
+        body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
