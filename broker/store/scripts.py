@@ -106,7 +106,7 @@ def compose(functions: Sequence[LuaFunction]) -> str:
 class _Registered:
     """A script run by its SHA1, loaded again where Redis has lost it (a restart, a failover,
     another Cluster node): what redis-py's `Script` does, without its wrappers around
-    `EVALSHA`, which cost a lookup about a tenth of its CPU (docs/performance.md)."""
+    `EVALSHA`, which cost 7 to 10 us of CPU a call (docs/performance.md)."""
 
     def __init__(self, client: redis.Redis, text: str) -> None:
         self._client = client
