@@ -14,6 +14,7 @@ import json
 
 from redis.exceptions import RedisError
 from starlette.datastructures import Headers
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from broker.errors import BrokerError
@@ -22,16 +23,15 @@ from broker.web.failures import answer_failure
 from broker.web.resources import Resources
 from broker.web.routes.sessions import get_session, reconnect_view
 
-PREFIX = "/v1/sessions/"
+# The route's own pattern, compiled as Starlette compiles it, so both match the same paths.
+_PATH = compile_path("/v1/sessions/{session_id}")[0]
 _HEADERS = ((b"content-type", b"application/json"), (b"cache-control", b"no-store"))
 
 
 def reconnect_id(path: str) -> str | None:
-    """The session id of a `/v1/sessions/{id}` path, as Starlette's route would match it."""
-    if not path.startswith(PREFIX):
-        return None
-    session_id = path[len(PREFIX) :]
-    return session_id if session_id and "/" not in session_id else None
+    """The session id of a `/v1/sessions/{id}` path."""
+    matched = _PATH.match(path)
+    return matched["session_id"] if matched else None
 
 
 class ReconnectLane:
@@ -47,7 +47,6 @@ class ReconnectLane:
             return
         # As the route would: the access line and the metrics name it by its template.
         scope["endpoint"] = get_session
-        scope["path_params"] = {"session_id": session_id}
         found: Resources = scope["app"].state.resources
         try:
             view = await reconnect_view(
