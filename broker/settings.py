@@ -256,6 +256,13 @@ class Settings:
     redis_sentinel_password: Secret | None = _setting(
         "REDIS_SENTINEL_PASSWORD", None, _optional_secret, "Password of the Sentinels themselves."
     )
+    legacy_records: bool = _setting(
+        "BROKER_LEGACY_RECORDS",
+        False,
+        _boolean,
+        "Whether session records are written as JSON with a callback binding, as versions "
+        "before 2026-12-07 read them, while such versions still run beside this one.",
+    )
 
     secret_keys: tuple[Secret, ...] = _setting(
         "BROKER_SECRET_KEYS",

@@ -3,8 +3,8 @@
 Gladia does not sign per-session callbacks, so each session's `callback_config.url` carries a
 capability: an itsdangerous token with its own salt naming the owner's key and the broker's
 request id of the create. The request id, not the session id, because the URL is part of the
-create body and Gladia only names the session in its answer; the store binds the request id to
-the session id once Gladia has answered, and every delivery's `id` is checked against that binding.
+create body and Gladia only names the session in its answer; the session's record keeps the
+request id, and each delivery's `id` must name the record of the capability's request id.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from broker.errors import (
 from broker.events.callbacks import CallbackBinding, Delivery, parse_callback
 from broker.events.jobs import QueuePolicy, job_member
 from broker.store.events import EarlyDelivery, EventFields, EventStore, Outcome, Stored
-from broker.store.records import SessionRecord
+from broker.store.session_record import SessionRecord
 
 logger = logging.getLogger("broker.events")
 
@@ -112,7 +112,7 @@ class EventIntake:
         self._wake_relay = wake_relay
 
     async def take_early(self, record: SessionRecord, early: list[EarlyDelivery]) -> None:
-        """After a create's binding: store the callbacks that came before it, as if now."""
+        """After a create's record: store the callbacks that came before it, as if now."""
         for kept in early:
             if kept.session_id != record.id:
                 logger.warning("an early callback named another session; dropped")

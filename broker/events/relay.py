@@ -168,12 +168,14 @@ class Relay:
         return JobOutcome.PARKED
 
     async def _subject_and_ref(self, owner: str, session_id: str) -> tuple[str | None, str | None]:
-        """The session's user (as the callback binding keeps it) and its `client_ref`."""
+        """The session's user and its `client_ref`, as its record keeps them."""
         record = await self._sessions.load(owner, session_id)
         if record is None:
             return None, None
-        binding = await self._events.binding(owner, record.request_id)
-        return binding.subject, record.client_ref
+        subject = record.subject
+        if subject is None:
+            subject = await self._events.legacy_subject(owner, record.request_id)
+        return subject, record.client_ref
 
     async def _send(
         self, session_id: str, subject: str | None, entry: StreamEntry, client_ref: str | None

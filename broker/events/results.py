@@ -16,7 +16,8 @@ from broker.gladia.client import GladiaClient
 from broker.policy.init_body import CLIENT_METADATA_KEY
 from broker.policy.limits import Limits
 from broker.policy.usage import Usage
-from broker.store.records import FINAL_STATUSES, SessionRecord, SessionStore
+from broker.store.records import SessionStore
+from broker.store.session_record import FINAL_STATUSES, SessionRecord
 
 # The callback URL carries a capability; custom_metadata and post_session_metadata are the
 # broker's and Gladia's bookkeeping, not the user's.

@@ -1,23 +1,33 @@
 """What a create writes once Gladia has answered, in as few round trips as the slots allow.
 
-On the owner's hash slot, one script: the record and its index entry, the subject's lease made
-the session's own, and (when callbacks or the relay will need it) the callback binding, with
-the user's id only for the relay. Beside it, on their own slots: the account's lease, and the
-session's owner for account webhooks (only when webhooks are configured: nothing else reads it).
+On the owner's hash slot, one script: the record (with the user's id only for the relay) and
+its index entry, the subject's lease made the session's own, and (when Gladia sends callbacks)
+the callbacks that came before the record (and, with `BROKER_LEGACY_RECORDS`, the callback
+binding earlier versions read). Beside it, on their own slots: the account's lease,
+and the session's owner for account webhooks (only when webhooks are configured: nothing else
+reads it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 import redis.asyncio as redis
 
 from broker.policy.limits import CONFIRM_LEASE, Limits
-from broker.store.events import BIND_CALLBACKS, EarlyDelivery, EventStore, early_deliveries
-from broker.store.records import SAVE_RECORD, SessionRecord, SessionStore
+from broker.store.events import (
+    LEGACY_BINDING,
+    TAKE_EARLY_CALLBACKS,
+    EarlyDelivery,
+    EventStore,
+    early_deliveries,
+)
+from broker.store.records import SAVE_RECORD, SessionStore
 from broker.store.scripts import ComposedScript
+from broker.store.session_record import SessionRecord
 
 
 @dataclass(frozen=True)
@@ -40,19 +50,23 @@ class CreateWrites:
         limits: Limits,
         events: EventStore,
         *,
-        bind_callbacks: bool,
+        take_early: bool,
         keep_subject: bool,
         note_session_owner: bool,
+        legacy_binding: bool = False,
     ) -> None:
         self._store = store
         self._limits = limits
         self._events = events
-        self._bind_callbacks = bind_callbacks
+        self._take_early = take_early
         self._keep_subject = keep_subject
         self._note_session_owner = note_session_owner
+        self._legacy_binding = legacy_binding
         functions = [SAVE_RECORD, CONFIRM_LEASE]
-        if bind_callbacks:
-            functions.append(BIND_CALLBACKS)
+        if legacy_binding:
+            functions.append(LEGACY_BINDING)
+        if take_early:
+            functions.append(TAKE_EARLY_CALLBACKS)
         self._owner_slot = ComposedScript(client, functions)
 
     async def write(
@@ -64,19 +78,20 @@ class CreateWrites:
         token's `max_duration_s`). When the record's script fails, the create's leases are
         released before returning (a token's use stays spent: Gladia created the session).
         """
+        kept = dataclasses.replace(record, subject=subject_id) if self._keep_subject else record
         steps = [
-            self._store.save_step(record),
+            self._store.save_step(kept),
             self._limits.confirm_subject_step(record.owner, record.request_id, record.id, lease_s),
         ]
-        if self._bind_callbacks:
+        if self._legacy_binding:
+            subject = subject_id if self._keep_subject else None
             steps.append(
-                self._events.bind_step(
-                    record.owner,
-                    record.request_id,
-                    record.id,
-                    subject_id if self._keep_subject else None,
+                self._events.legacy_binding_step(
+                    record.owner, record.request_id, record.id, subject
                 )
             )
+        if self._take_early:
+            steps.append(self._events.take_early_step(record.owner, record.request_id))
         owner_slot, account_lease, session_owner = await asyncio.gather(
             self._owner_slot(*steps),
             self._limits.confirm_account(record.request_id, record.id, lease_s),
@@ -93,8 +108,8 @@ class CreateWrites:
             for lease_id in (record.request_id, record.id):
                 with contextlib.suppress(Exception):
                     await self._limits.release_lease(record.owner, lease_id)
-        elif self._bind_callbacks:
-            early = early_deliveries(owner_slot[2])
+        elif self._take_early:
+            early = early_deliveries(owner_slot[-1])
         return Written(
             record=owner_slot if isinstance(owner_slot, BaseException) else None,
             account_lease=account_lease if isinstance(account_lease, BaseException) else None,

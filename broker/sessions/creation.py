@@ -37,7 +37,8 @@ from broker.policy.init_body import InitRequest, SessionPolicy
 from broker.policy.limits import Limits
 from broker.sessions.create_writes import CreateWrites
 from broker.settings import GLADIA_MAX_SESSION_S
-from broker.store.records import SessionRecord, SessionStore
+from broker.store.records import SessionStore
+from broker.store.session_record import SessionRecord
 
 logger = logging.getLogger("broker.create")
 

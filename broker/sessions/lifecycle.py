@@ -17,7 +17,8 @@ from broker.identity.credentials import Subject
 from broker.identity.revocation import Revocations
 from broker.policy.limits import Limits
 from broker.store.events import EventStore
-from broker.store.records import SessionPage, SessionRecord, SessionStore
+from broker.store.records import SessionPage, SessionStore
+from broker.store.session_record import SessionRecord
 
 
 class SessionLifecycle:

@@ -33,10 +33,12 @@ from broker.store.keys import (
     relay_failure_key,
     session_owner_key,
     session_record_key,
+    subject_leases_key,
     webhook_deferral_key,
     webhook_message_key,
 )
 from broker.store.scripts import NOW_MS, LuaFunction, LuaScript, Step
+from broker.store.session_record import RECORD_TEXT, SessionRecord
 
 # keys: record, stream, seen. argv: digest, status, is-end, event, source, received_at, payload,
 # then this instance's settings: seen cap, dedupe TTL, events max, stream TTL.
@@ -45,7 +47,8 @@ _STORE_EVENT = LuaFunction(
     """
 local function store_event(keys, argv)
   local ranks = {created=0, recording=1, ended=2, done=3, error=3}
-  if redis.call('EXISTS', keys[1]) == 0 then return {'unknown'} end
+  local stored = redis.call('GET', keys[1])
+  if not stored then return {'unknown'} end
   if redis.call('SISMEMBER', keys[3], argv[1]) == 1 then return {'duplicate'} end
   if redis.call('SCARD', keys[3]) >= tonumber(argv[8]) then return {'full'} end
   redis.call('SADD', keys[3], argv[1])
@@ -53,66 +56,81 @@ local function store_event(keys, argv)
   local id = redis.call('XADD', keys[2], 'MAXLEN', '~', argv[10], '*',
     'event', argv[4], 'source', argv[5], 'received_at', argv[6], 'payload', argv[7])
   redis.call('EXPIRE', keys[2], argv[11])
-  -- The record is one JSON string (records.py): move what changed, keep its TTL.
-  local record = cjson.decode(redis.call('GET', keys[1]))
-  local changed = false
-  if argv[2] ~= '' and (ranks[argv[2]] or 0) > (ranks[record['status']] or 0) then
-    record['status'] = argv[2]
-    changed = true
+  -- Move what changed in the record, keeping its TTL.
+  local updated = stored
+  if argv[2] ~= '' and (ranks[argv[2]] or 0) > (ranks[record_field(stored, 'status')] or 0) then
+    updated = record_with(updated, 'status', argv[2])
   end
-  if argv[3] == '1' then
-    record['ended_event'] = id
-    changed = true
-  end
-  if changed then redis.call('SET', keys[1], cjson.encode(record), 'KEEPTTL') end
+  if argv[3] == '1' then updated = record_with(updated, 'ended_event', id) end
+  if updated ~= stored then redis.call('SET', keys[1], updated, 'KEEPTTL') end
   return {'stored', id}
 end
 """,
     keys=3,
     args=11,
+    calls=(RECORD_TEXT,),
 )
 
-# A callback first proves its binding. keys 4, 5: binding, early buffer. argv 12, 13, 14: the
-# body's session id, the early buffer's cap and TTL. A validly signed capability without a
-# binding belongs to a create still waiting for Gladia's answer (or one that failed): its
-# deliveries are buffered, briefly and capped, as "session id, event, payload" lines, and
-# checked against the session id when the binding is made.
+# A callback names its session in its body (keys[1] is that session's record); the record must
+# be the one its capability's create made. keys 4, 5: the subject's leases and the create's
+# early buffer. argv 12 to 15: the body's session id, the capability's request id, the early
+# buffer's cap and TTL. While the create still holds its pending lease (it waits for Gladia's
+# answer), its deliveries are buffered, briefly and capped, as "session id, event, payload"
+# lines, and checked against the session id when the create writes its record
+# (`TAKE_EARLY_CALLBACKS`, in the same script as the lease's confirmation). Without a record or
+# a pending lease, the session is unknown: deleted, expired, or never the capability's.
 _STORE_CALLBACK = LuaFunction(
     "store_callback",
     """
 local function store_callback(keys, argv)
-  local bound = redis.call('HGET', keys[4], 'session_id')
-  if not bound then
-    if redis.call('LLEN', keys[5]) >= tonumber(argv[13]) then return {'full'} end
-    redis.call('RPUSH', keys[5], argv[12] .. '\\n' .. argv[4] .. '\\n' .. argv[7])
-    redis.call('EXPIRE', keys[5], argv[14])
-    return {'early'}
+  local stored = redis.call('GET', keys[1])
+  if stored then
+    if record_field(stored, 'request_id') ~= argv[13] then return {'mismatch'} end
+    return store_event(keys, argv)
   end
-  if bound ~= argv[12] then return {'mismatch'} end
-  return store_event(keys, argv)
+  local pending_until = redis.call('ZSCORE', keys[4], argv[13])
+  if not pending_until or tonumber(pending_until) <= now_ms() then return {'unknown'} end
+  if redis.call('LLEN', keys[5]) >= tonumber(argv[14]) then return {'full'} end
+  redis.call('RPUSH', keys[5], argv[12] .. '\\n' .. argv[4] .. '\\n' .. argv[7])
+  redis.call('EXPIRE', keys[5], argv[15])
+  return {'early'}
 end
 """,
     keys=5,
-    args=14,
-    calls=(_STORE_EVENT,),
+    args=15,
+    calls=(NOW_MS, RECORD_TEXT, _STORE_EVENT),
 )
 
-# keys: binding, early buffer. argv: session id, subject ('' unless the relay needs it), ttl.
-# Returns the buffered bodies. Without the subject the hash is 200 bytes a session, not 232.
-BIND_CALLBACKS = LuaFunction(
-    "bind_callbacks",
+# keys: the callback binding. argv: session id, subject ('' unless the relay needs it), ttl.
+# Written only with BROKER_LEGACY_RECORDS, for versions before 2026-12-07 running beside this one:
+# they check callbacks against it (and read the relay's subject from it).
+LEGACY_BINDING = LuaFunction(
+    "legacy_binding",
     """
-local function bind_callbacks(keys, argv)
+local function legacy_binding(keys, argv)
   redis.call('HSET', keys[1], 'session_id', argv[1])
   if argv[2] ~= '' then redis.call('HSET', keys[1], 'subject', argv[2]) end
   redis.call('EXPIRE', keys[1], argv[3])
-  local early = redis.call('LRANGE', keys[2], 0, -1)
-  redis.call('DEL', keys[2])
+  return 1
+end
+""",
+    keys=1,
+    args=3,
+)
+
+# keys: the create's early buffer. Returns (and drops) the deliveries buffered there; run in the
+# script that writes the record, so none comes between.
+TAKE_EARLY_CALLBACKS = LuaFunction(
+    "take_early_callbacks",
+    """
+local function take_early_callbacks(keys, argv)
+  local early = redis.call('LRANGE', keys[1], 0, -1)
+  redis.call('DEL', keys[1])
   return early
 end
 """,
-    keys=2,
-    args=3,
+    keys=1,
+    args=0,
 )
 
 # keys: due, generation. argv: member, now ms, ttl. A member already waiting keeps its time,
@@ -333,17 +351,11 @@ class StreamEntry:
 
 @dataclass(frozen=True)
 class EarlyDelivery:
-    """A callback kept before its create's binding: the session id its body named, unchecked."""
+    """A callback kept before its create's record: the session id its body named, unchecked."""
 
     session_id: str
     event: str
     payload_json: str
-
-
-@dataclass(frozen=True)
-class Binding:
-    session_id: str | None
-    subject: str | None
 
 
 @dataclass(frozen=True)
@@ -392,7 +404,7 @@ def _dead_letter(raw_id: str, fields: dict[str, str]) -> DeadLetter:
 
 
 def early_deliveries(bound: object) -> list[EarlyDelivery]:
-    """What `bind_callbacks` returned: the deliveries buffered before the binding."""
+    """What `take_early_callbacks` returned: the deliveries buffered before the record."""
     found = []
     for line in cast(list[Any], bound):
         claimed_id, event, payload_json = str(line).split("\n", 2)
@@ -428,7 +440,7 @@ def _now_ms() -> int:
 
 
 class EventStore:
-    """Bindings, event streams, de-duplication markers, and the background job queues."""
+    """Callbacks, event streams, de-duplication markers, and the background job queues."""
 
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self._redis = client
@@ -458,15 +470,20 @@ class EventStore:
         self._dead_letter = LuaScript(client, _DEAD_LETTER)
         self._replay_dead_letter = LuaScript(client, _REPLAY_DEAD_LETTER)
 
-    # --- bindings -------------------------------------------------------------------------
+    # --- callbacks ------------------------------------------------------------------------
 
-    def bind_step(self, owner: str, request_id: str, session_id: str, subject: str | None) -> Step:
-        """The binding, to run in a script with other steps on the owner's slot; its result
-        is read by `early_deliveries`. The user's id is kept only when given (the relay names
-        it); the session's owner is noted apart (another slot)."""
+    def take_early_step(self, owner: str, request_id: str) -> Step:
+        """The early deliveries of a create, taken in the script that writes its record; its
+        result is read by `early_deliveries`."""
+        return Step(TAKE_EARLY_CALLBACKS, [early_callbacks_key(owner, request_id)], [])
+
+    def legacy_binding_step(
+        self, owner: str, request_id: str, session_id: str, subject: str | None
+    ) -> Step:
+        """The callback binding versions before 2026-12-07 read (`LEGACY_BINDING`)."""
         return Step(
-            BIND_CALLBACKS,
-            [callback_binding_key(owner, request_id), early_callbacks_key(owner, request_id)],
+            LEGACY_BINDING,
+            [callback_binding_key(owner, request_id)],
             [session_id, subject or "", self._callback_ttl_s],
         )
 
@@ -474,10 +491,10 @@ class EventStore:
         """Who owns a session, for account webhooks, which name only the session."""
         await self._redis.set(session_owner_key(session_id), owner, ex=self._callback_ttl_s)
 
-    async def binding(self, owner: str, request_id: str) -> Binding:
-        key = callback_binding_key(owner, request_id)
-        fields = cast(dict[str, str], await self._redis.hgetall(key))
-        return Binding(fields.get("session_id"), fields.get("subject"))
+    async def legacy_subject(self, owner: str, request_id: str) -> str | None:
+        """The user of a session recorded before records kept it: its callback binding did."""
+        subject = await self._redis.hget(callback_binding_key(owner, request_id), "subject")
+        return str(subject) if subject is not None else None
 
     async def session_owner(self, session_id: str) -> str | None:
         owner = await self._redis.get(session_owner_key(session_id))
@@ -507,13 +524,14 @@ class EventStore:
     async def store_callback(
         self, owner: str, request_id: str, session_id: str, fields: EventFields
     ) -> Stored:
-        """Check the binding, then de-duplicate, append and move the status, all at once."""
+        """Check that the session is the capability's, then de-duplicate, append and move the
+        status, all at once."""
         keys = [
             *self._event_keys(owner, session_id),
-            callback_binding_key(owner, request_id),
+            subject_leases_key(owner),
             early_callbacks_key(owner, request_id),
         ]
-        args = [*self._event_args(fields), session_id, *self._early_limits]
+        args = [*self._event_args(fields), session_id, request_id, *self._early_limits]
         return self._stored(await self._store_callback(keys=keys, args=args))
 
     async def store_event(self, owner: str, session_id: str, fields: EventFields) -> Stored:
@@ -546,12 +564,12 @@ class EventStore:
 
     async def end_event_id(self, owner: str, session_id: str) -> str | None:
         """The stream id of the session's `live.end_session`, once it is stored."""
-        stored = await self._redis.get(session_record_key(owner, session_id))
-        value = json.loads(stored).get("ended_event") if stored else None
-        return str(value) if value is not None else None
+        stored = cast(str | None, await self._redis.get(session_record_key(owner, session_id)))
+        record = SessionRecord.from_stored(owner, session_id, stored) if stored else None
+        return record.ended_event if record is not None else None
 
     async def forget(self, owner: str, session_id: str, request_id: str) -> None:
-        """Drop a deleted session's events; its binding stays, so its callbacks stay refused."""
+        """Drop a deleted session's events (its callbacks are refused: it has no record)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.delete(
                 event_stream_key(owner, session_id),
@@ -559,8 +577,7 @@ class EventStore:
                 relay_cursor_key(owner, session_id),
                 relay_failure_key(owner, session_id),
             )
-            pipe.hdel(callback_binding_key(owner, request_id), "subject")
-            pipe.delete(session_owner_key(session_id))
+            pipe.delete(callback_binding_key(owner, request_id), session_owner_key(session_id))
             await pipe.execute()
 
     # --- webhooks -------------------------------------------------------------------------

@@ -9,9 +9,9 @@ not empty), and a script, a MULTI or a multi-key command may only touch keys of 
 
 - `{<owner>}`: everything of one subject (its `Subject.key`, already a hash): records, results,
   index, callbacks, events, relay state, leases, creates, reads, idempotency claims. One script
-  can then save a record, confirm the subject's lease and bind callbacks
-  (`broker.sessions.create_writes`), or check a binding, de-duplicate an event, append it and
-  move the record's status (`EventStore`).
+  can then save a record, confirm the subject's lease and take the callbacks that came early
+  (`broker.sessions.create_writes`), or check a callback against its record, de-duplicate it,
+  append it and move the record's status (`EventStore`).
 - `{account}`: the account's lease set, shared by every subject, so never in a script with one
   subject's keys on a Cluster (admission runs two scripts there, subject first, and one on a
   single node, where slots do not apply; release is a plain pipeline).
@@ -25,16 +25,17 @@ Keys without a tag (`session-owner`, `webhook-*`) are read and written one at a 
 Every key, its type, and the code that sets its TTL (nothing is stored without one); `{o}` is
 the owner's tag, the subject's `Subject.key`:
 
-- `broker:{o}:session:<session id>`: string, the record's JSON. `SessionStore`:
-  `BROKER_SESSION_TTL_S`, then `BROKER_RESULT_TTL_S` once the session is final.
+- `broker:{o}:session:<session id>`: string, the record (`broker.store.session_record`).
+  `SessionStore`: `BROKER_SESSION_TTL_S`, then `BROKER_RESULT_TTL_S` once the session is final.
 - `broker:{o}:result:<session id>`: string, the final result's JSON. `SessionStore`:
   `BROKER_RESULT_TTL_S`.
 - `broker:{o}:sessions`: sorted set, session id to creation time (s), capped at
   `BROKER_SESSIONS_INDEX_MAX`. `SessionStore`: the longer of the two TTLs above.
-- `broker:{o}:callback:<request id>`: hash, `session_id` and (for the relay) `subject`.
-  `EventStore.bind_step`: `BROKER_CALLBACK_TTL_S`.
-- `broker:{o}:callback-early:<request id>`: list of callbacks that came before the binding,
-  capped. `EventStore`: Gladia's total timeout and a margin.
+- `broker:{o}:callback:<request id>`: hash, `session_id` and (for the relay) `subject`: the
+  callback binding of sessions created before records kept both. Only read (the relay's
+  `EventStore.legacy_subject`) and deleted now; it expires with `BROKER_CALLBACK_TTL_S`.
+- `broker:{o}:callback-early:<request id>`: list of callbacks that came before the create's
+  record, capped. `EventStore`: Gladia's total timeout and a margin.
 - `broker:{o}:events:<session id>`: stream, trimmed to about `BROKER_EVENTS_MAX`. `EventStore`:
   the longer of the session and result TTLs.
 - `broker:{o}:events-seen:<session id>`: set of event digests, capped. `EventStore`:
@@ -155,12 +156,6 @@ def relay_failure_key(owner: str, session_id: str) -> str:
 
 def session_owner_key(session_id: str) -> str:
     return f"broker:session-owner:{session_id}"
-
-
-def session_callback_keys(owner: str, request_id: str, session_id: str) -> tuple[str, str]:
-    """The callback binding and the owner-for-webhooks key of a session, for audits and
-    benchmarks (memory)."""
-    return callback_binding_key(owner, request_id), session_owner_key(session_id)
 
 
 def webhook_message_key(message_id: str) -> str:

@@ -3,9 +3,9 @@
 Their keys (`broker.store.keys`) share the owner's hash tag, so the multi-key scripts below run
 on Redis Cluster too. Nothing is stored without a TTL, and the per-owner index is capped.
 
-A record is one compact JSON string (`GET`/`SET`), not a hash: a hash holding a session URL
-(longer than Redis's 64-byte listpack limit) is stored as a full hashtable, 908 bytes a
-session against 456 for the string, and one `GET` is the cheapest lookup (docs/performance.md).
+A record is one string (`GET`/`SET`, its form in `broker.store.session_record`), not a hash: a
+hash holding a session URL (longer than Redis's 64-byte listpack limit) is stored as a full
+hashtable, 908 bytes a session, and one `GET` is the cheapest lookup (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis.asyncio as redis
@@ -29,8 +28,7 @@ from broker.store.keys import (
     sessions_index_key,
 )
 from broker.store.scripts import ComposedScript, LuaFunction, LuaScript, Step
-
-FINAL_STATUSES = frozenset({"done", "error"})
+from broker.store.session_record import FINAL_STATUSES, RECORD_TEXT, SessionRecord
 
 # The record and its index entry, applied together. keys: record, index. argv: record JSON,
 # TTL, id, index score, index cap, index TTL.
@@ -49,10 +47,7 @@ end
     args=6,
 )
 
-# Moves a record's status only while the record exists, so an expired record is never revived
-# without a TTL; a final status gives it the result's TTL. keys: record. argv: status, TTL (0
-# keeps the record's).
-# keys: the record. The record's JSON, or false: a read to compose with another on its slot.
+# keys: the record. The record's text, or false: a read to compose with another on its slot.
 _LOAD_RECORD = LuaFunction(
     "load_record",
     """
@@ -64,24 +59,27 @@ end
     args=0,
 )
 
+# Moves a record's status only while the record exists, so an expired record is never revived
+# without a TTL; a final status gives it the result's TTL. keys: record. argv: status, TTL (0
+# keeps the record's).
 _SET_STATUS = LuaFunction(
     "set_status",
     """
 local function set_status(keys, argv)
   local stored = redis.call('GET', keys[1])
   if not stored then return 0 end
-  local record = cjson.decode(stored)
-  record['status'] = argv[1]
+  local updated = record_with(stored, 'status', argv[1])
   if tonumber(argv[2]) > 0 then
-    redis.call('SET', keys[1], cjson.encode(record), 'EX', argv[2])
+    redis.call('SET', keys[1], updated, 'EX', argv[2])
   else
-    redis.call('SET', keys[1], cjson.encode(record), 'KEEPTTL')
+    redis.call('SET', keys[1], updated, 'KEEPTTL')
   end
   return 1
 end
 """,
     keys=1,
     args=2,
+    calls=(RECORD_TEXT,),
 )
 
 # The result, and the record's status moved in place (what events added to it stays), with
@@ -100,72 +98,6 @@ end
 )
 
 _COMPACT = (",", ":")
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    """What the broker remembers of one Gladia live session."""
-
-    id: str
-    owner: str
-    url: str
-    created_at: str
-    expires_at: str
-    status: str
-    messages_config: dict[str, bool]
-    request_id: str
-    # The app's own reference, from the token that created the session (usage, relayed events).
-    client_ref: str | None = None
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-    def has_expired(self, now: datetime | None = None) -> bool:
-        """Whether `expires_at` has passed: its URL is no longer handed out, its leases freed."""
-        try:
-            expires_at = datetime.fromisoformat(self.expires_at)
-        except ValueError:
-            return False
-        if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=UTC)
-        return (now or datetime.now(UTC)) >= expires_at
-
-    def to_json(self) -> str:
-        """The stored form; the id and the owner are the key, so they are not repeated."""
-        stored: dict[str, object] = {
-            "status": self.status,
-            "url": self.url,
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "messages_config": self.messages_config,
-            "request_id": self.request_id,
-        }
-        if self.client_ref is not None:
-            stored["client_ref"] = self.client_ref
-        return json.dumps(stored, separators=_COMPACT)
-
-    @classmethod
-    def from_json(cls, owner: str, session_id: str, stored: str) -> SessionRecord | None:
-        try:
-            fields = json.loads(stored)
-            return cls(
-                id=session_id,
-                owner=owner,
-                url=fields["url"],
-                created_at=fields["created_at"],
-                expires_at=fields["expires_at"],
-                status=fields["status"],
-                messages_config=fields["messages_config"],
-                request_id=fields["request_id"],
-                client_ref=_optional_text(fields.get("client_ref")),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return None
-
-
-def _optional_text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
@@ -195,6 +127,7 @@ class SessionStore:
         self._session_ttl_s = settings.session_ttl_s
         self._result_ttl_s = settings.result_ttl_s
         self._index_max = settings.sessions_index_max
+        self._legacy = settings.legacy_records
         self._save = LuaScript(client, SAVE_RECORD)
         self._set_status = LuaScript(client, _SET_STATUS)
         self._save_final = LuaScript(client, _SAVE_FINAL)
@@ -213,7 +146,7 @@ class SessionStore:
             SAVE_RECORD,
             [keys.record, keys.index],
             [
-                record.to_json(),
+                record.to_json() if self._legacy else record.stored(),
                 self._session_ttl_s,
                 record.id,
                 time.time(),
@@ -225,7 +158,7 @@ class SessionStore:
     async def load(self, owner: str, session_id: str) -> SessionRecord | None:
         """The owner's record, or None when it is missing or belongs to someone else."""
         stored = cast(str | None, await self._redis.get(session_record_key(owner, session_id)))
-        return SessionRecord.from_json(owner, session_id, stored) if stored else None
+        return SessionRecord.from_stored(owner, session_id, stored) if stored else None
 
     async def load_with(
         self, owner: str, session_id: str, other: Step
@@ -238,7 +171,7 @@ class SessionStore:
             self._loads_with[other.function] = script
         load = Step(_LOAD_RECORD, [session_record_key(owner, session_id)], [])
         stored, answer = await script(load, other)
-        record = SessionRecord.from_json(owner, session_id, stored) if stored else None
+        record = SessionRecord.from_stored(owner, session_id, stored) if stored else None
         return record, answer
 
     async def set_status(self, record: SessionRecord, status: str) -> None:
@@ -292,7 +225,7 @@ class SessionStore:
             else []
         )
         records = [
-            SessionRecord.from_json(owner, member, stored) if stored else None
+            SessionRecord.from_stored(owner, member, stored) if stored else None
             for (member, _), stored in zip(window, found, strict=True)
         ]
         expired = [
@@ -323,7 +256,7 @@ class SessionStore:
             else []
         )
         records = [
-            SessionRecord.from_json(owner, member, stored) if stored else None
+            SessionRecord.from_stored(owner, member, stored) if stored else None
             for member, stored in zip(window, found, strict=True)
         ]
         expired = [member for member, record in zip(window, records, strict=True) if not record]

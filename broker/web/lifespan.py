@@ -123,7 +123,9 @@ def _build(
         store,
         limits,
         events,
-        bind_callbacks=capabilities.enabled or clients.relay is not None,
+        take_early=capabilities.enabled,
+        legacy_binding=settings.legacy_records
+        and (capabilities.enabled or clients.relay is not None),
         keep_subject=clients.relay is not None,
         note_session_owner=webhooks.configured,
     )

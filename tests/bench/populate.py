@@ -2,13 +2,12 @@
 
 The sessions the load generator looks up are saved through `SessionStore.save`, for owners the
 harness holds tokens for. The filler around them (up to a million) is written by a Lua script,
-server-side, from templates the store itself produces (`session_keys`, `SessionRecord.to_json`),
+server-side, from templates the store itself produces (`session_keys`, `SessionRecord.stored`),
 so the layout cannot drift from what the broker writes.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -21,11 +20,12 @@ from broker.identity.credentials import Subject
 from broker.settings import Settings
 from broker.store.keys import (
     ACCOUNT_LEASES_KEY,
-    session_callback_keys,
     session_keys,
+    session_owner_key,
     subject_leases_key,
 )
-from broker.store.records import SessionRecord, SessionStore
+from broker.store.records import SessionStore
+from broker.store.session_record import SessionRecord
 
 # Placeholders the Lua filler replaces per session; none is a Lua pattern character.
 OWNER, SESSION, TOKEN, REQUEST = "@OWNER@", "@ID@", "@TOKEN@", "@REQ@"
@@ -104,7 +104,7 @@ async def save_targets(redis_url: str, settings: Settings, count: int) -> list[L
 def fill(client: redis.Redis, settings: Settings, first: int, count: int) -> None:
     """Sessions `first` … `first + count - 1` of the filler, `SESSIONS_PER_OWNER` per owner."""
     keys = session_keys(OWNER, SESSION)
-    value = sample_record(OWNER, SESSION, TOKEN, REQUEST).to_json()
+    value = sample_record(OWNER, SESSION, TOKEN, REQUEST).stored()
     index_ttl_s = max(settings.session_ttl_s, settings.result_ttl_s)
     script = client.register_script(_FILL)
     now = time.time()
@@ -143,20 +143,18 @@ def used_memory(client: redis.Redis) -> int:
 
 def session_bytes(client: redis.Redis, owner: str, session_id: str) -> dict[str, float]:
     """MEMORY USAGE of every key the live session holds alone (its record, cached result,
-    callback binding, owner for webhooks), and its share of each set it is a member of (the
+    owner for webhooks), and its share of each set it is a member of (the
     owner's index, the owner's leases, the account's leases), by part. Its events (a stream
     of transcripts, as long as the session speaks) are data, not what a session costs; the
     user's create window and an Idempotency-Key claim belong to a create, for a minute or a
     day, and are not counted either."""
     keys = session_keys(owner, session_id)
-    stored = client.get(keys.record)
-    request_id = json.loads(stored)["request_id"] if stored else ""
-    binding, session_owner = session_callback_keys(owner, request_id, session_id)
     parts = {
         "record": float(client.memory_usage(keys.record, samples=0) or 0),
         "result": float(client.memory_usage(keys.result, samples=0) or 0),
-        "callback binding": float(client.memory_usage(binding, samples=0) or 0),
-        "owner for webhooks": float(client.memory_usage(session_owner, samples=0) or 0),
+        "owner for webhooks": float(
+            client.memory_usage(session_owner_key(session_id), samples=0) or 0
+        ),
     }
     for name, key in (
         ("index share", keys.index),

@@ -206,7 +206,7 @@ async def test_a_bound_duration_ends_the_url_and_the_leases_early(
         assert shown["client_ref"] == "order-17"
         assert shown["status"] == "created"
         stored = await client.get(session_record_key(Subject(id="alice").key, session["id"]))
-        assert isinstance(stored, str) and '"client_ref":"order-17"' in stored
+        assert isinstance(stored, str) and "order-17" in stored.split("\n")
     finally:
         await client.aclose()
 

@@ -63,12 +63,13 @@ async def test_what_each_request_costs_in_redis(
     # This address missed (the warm-up's 404), so the guard runs: 1 read-only script. Then
     # subject and account admission (1 script on one node; 2 on a Cluster), then one script on
     # the owner's slot (the record with its index entry, the subject's lease confirmed, the
-    # callback binding) beside the account's lease confirmation.
+    # callbacks that came early taken) beside the account's lease confirmation.
     assert plain["evalsha"] == 4
-    # The record and the callback binding, both in that script; the owner for webhooks is a
-    # `SET` of its own only when webhooks are configured.
+    # The record, in that script; nothing else is written for its callbacks; the owner for
+    # webhooks is a `SET` of its own only when webhooks are configured.
     assert plain["set"] == 1
-    assert plain["hset"] == 1
+    assert "hset" not in plain
+    assert plain["lrange"] == 1
     assert plain["hmget"] == 1  # the credential's revocations
     assert "multi" not in plain and "exec" not in plain
     assert {"zadd", "zremrangebyscore", "zcard", "time"} <= set(plain)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.store.records import SessionRecord
+from broker.store.session_record import SessionRecord
 
 
 def session_record(

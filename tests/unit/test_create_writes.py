@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 
@@ -17,11 +18,14 @@ from broker.settings import Settings
 from broker.store.events import EventStore, Outcome
 from broker.store.keys import (
     ACCOUNT_LEASES_KEY,
-    session_callback_keys,
+    callback_binding_key,
     session_keys,
+    session_owner_key,
+    subject_creates_key,
     subject_leases_key,
 )
-from broker.store.records import SessionRecord, SessionStore
+from broker.store.records import SessionStore
+from broker.store.session_record import SessionRecord
 from tests.support.records import session_record
 
 SETTINGS = Settings(max_live_per_subject=1, account_max_live=50, creates_per_minute=50)
@@ -41,16 +45,23 @@ async def client(redis_url: str) -> AsyncIterator[redis.Redis]:
 
 
 def writes(
-    client: redis.Redis, *, bind: bool = True, relay: bool = False, owner: bool = False
+    client: redis.Redis,
+    *,
+    early: bool = True,
+    relay: bool = False,
+    owner: bool = False,
+    legacy: bool = False,
 ) -> CreateWrites:
+    settings = dataclasses.replace(SETTINGS, legacy_records=legacy)
     return CreateWrites(
         client,
-        SessionStore(client, SETTINGS),
-        Limits(client, SETTINGS),
-        EventStore(client, SETTINGS),
-        bind_callbacks=bind,
+        SessionStore(client, settings),
+        Limits(client, settings),
+        EventStore(client, settings),
+        take_early=early,
         keep_subject=relay,
         note_session_owner=owner,
+        legacy_binding=legacy,
     )
 
 
@@ -70,35 +81,41 @@ async def test_everything_a_create_needs_is_written_and_early_callbacks_handed_b
         ("s1", "live.start_session")
     ]
     keys = session_keys(OWNER, "s1")
-    assert json.loads(await client.get(keys.record) or "{}")["request_id"] == REQUEST
+    loaded = await SessionStore(client, SETTINGS).load(OWNER, "s1")
+    assert loaded is not None and (loaded.request_id, loaded.subject) == (REQUEST, "alice")
     assert await client.zrange(keys.index, 0, -1) == ["s1"]
     for leases in (subject_leases_key(OWNER), ACCOUNT_LEASES_KEY):
         # The pending lease (the request id) became the session's own.
         assert await client.zrange(leases, 0, -1) == ["s1"]
-    _, session_owner = session_callback_keys(OWNER, REQUEST, "s1")
-    binding_found = await events.binding(OWNER, REQUEST)
-    assert (binding_found.session_id, binding_found.subject) == ("s1", "alice")
-    assert await client.get(session_owner) == OWNER
+    assert await client.exists(callback_binding_key(OWNER, REQUEST)) == 0
+    assert await client.get(session_owner_key("s1")) == OWNER
     for key in await client.keys("*"):
         assert await client.ttl(key) > 0, key
 
 
-async def test_without_callbacks_or_webhooks_no_binding_nor_owner_key_is_kept(
+async def test_without_callbacks_or_webhooks_only_the_record_index_and_leases_are_kept(
     client: redis.Redis,
 ) -> None:
-    written = await writes(client, bind=False, owner=False).write(record(), "alice")
+    await Limits(client, SETTINGS).admit(OWNER, REQUEST)
+    written = await writes(client, early=False, owner=False).write(record(), "alice")
     assert written.record is None and written.early == []
-    binding, session_owner = session_callback_keys(OWNER, REQUEST, "s1")
-    assert await client.exists(binding, session_owner) == 0
-    assert await client.exists(session_keys(OWNER, "s1").record) == 1
+    keys = session_keys(OWNER, "s1")
+    assert sorted(await client.keys("*")) == sorted(
+        [
+            keys.record,
+            keys.index,
+            subject_leases_key(OWNER),
+            ACCOUNT_LEASES_KEY,
+            subject_creates_key(OWNER),
+        ]
+    )
 
 
 async def test_the_users_id_is_kept_only_for_the_relay(client: redis.Redis) -> None:
     await writes(client, relay=False).write(record(), "alice")
-    found = await EventStore(client, SETTINGS).binding(OWNER, REQUEST)
-    assert (found.session_id, found.subject) == ("s1", None)
-    binding, _ = session_callback_keys(OWNER, REQUEST, "s1")
-    assert await client.hgetall(binding) == {"session_id": "s1"}
+    loaded = await SessionStore(client, SETTINGS).load(OWNER, "s1")
+    assert loaded == record()
+    assert "alice" not in (await client.get(session_keys(OWNER, "s1").record) or "")
 
 
 async def test_a_failed_account_lease_leaves_the_session_recorded(client: redis.Redis) -> None:
@@ -122,3 +139,21 @@ async def test_a_failed_owner_script_is_reported_as_the_record_failing(
     assert await client.zcard(subject_leases_key(OWNER)) == 0
     assert await client.zcard(ACCOUNT_LEASES_KEY) == 0
     await limits.admit(OWNER, "q2" * 16)
+
+
+async def test_legacy_records_are_written_as_the_previous_version_reads_them(
+    client: redis.Redis,
+) -> None:
+    await Limits(client, SETTINGS).admit(OWNER, REQUEST)
+    written = await writes(client, relay=True, legacy=True).write(record(), "alice")
+    assert written.record is None and written.early == []
+    stored = json.loads(await client.get(session_keys(OWNER, "s1").record) or "")
+    previous_fields = {"status", "url", "created_at", "expires_at", "messages_config"}
+    assert previous_fields | {"request_id"} <= stored.keys()
+    assert await client.hgetall(callback_binding_key(OWNER, REQUEST)) == {
+        "session_id": "s1",
+        "subject": "alice",
+    }
+    assert await client.ttl(callback_binding_key(OWNER, REQUEST)) > 0
+    loaded = await SessionStore(client, SETTINGS).load(OWNER, "s1")
+    assert loaded is not None and loaded.subject == "alice"

@@ -1,6 +1,8 @@
-"""The event store's scripts: bindings, de-duplication, the status machine, job queues."""
+"""The event store's scripts: callbacks, de-duplication, the status machine, job queues."""
 
+import dataclasses
 import json
+import time
 from collections.abc import AsyncIterator
 
 import fakeredis
@@ -9,17 +11,20 @@ import redis.asyncio as redis
 
 from broker.events.callbacks import Delivery
 from broker.events.intake import delivery_digest, event_fields, status_after
+from broker.policy.limits import Limits
 from broker.settings import Settings
 from broker.store.events import (
-    BIND_CALLBACKS,
     EARLY_MAX,
+    TAKE_EARLY_CALLBACKS,
     EarlyDelivery,
     EventStore,
     Outcome,
     early_deliveries,
 )
-from broker.store.records import SessionRecord, SessionStore
+from broker.store.keys import callback_binding_key, subject_leases_key
+from broker.store.records import SessionStore
 from broker.store.scripts import ComposedScript
+from broker.store.session_record import SessionRecord
 from tests.support.records import session_record
 
 SETTINGS = Settings(events_max=100)
@@ -51,19 +56,19 @@ async def client(request: pytest.FixtureRequest) -> AsyncIterator[redis.Redis]:
 async def stores(client: redis.Redis) -> tuple[SessionStore, EventStore]:
     sessions, events = SessionStore(client, SETTINGS), EventStore(client, SETTINGS)
     await sessions.save(record())
-    await bind(client, events)
     return sessions, events
 
 
-async def bind(client: redis.Redis, events: EventStore) -> list[EarlyDelivery]:
-    """The binding a create writes (in its script on the owner's slot, `CreateWrites`)."""
-    [early] = await ComposedScript(client, [BIND_CALLBACKS])(
-        events.bind_step(OWNER, REQUEST, "s1", "alice")
+async def take_early(client: redis.Redis, events: EventStore) -> list[EarlyDelivery]:
+    """What a create takes in the script that writes its record (`CreateWrites`)."""
+    [early] = await ComposedScript(client, [TAKE_EARLY_CALLBACKS])(
+        events.take_early_step(OWNER, REQUEST)
     )
     return early_deliveries(early)
 
 
 async def store(events: EventStore, item: Delivery, request_id: str = REQUEST) -> Outcome:
+    """One callback, through a capability for `request_id`."""
     stored = await events.store_callback(OWNER, request_id, item.session_id, event_fields(item))
     return stored.outcome
 
@@ -104,32 +109,48 @@ async def test_a_final_status_is_never_moved_back(stores: tuple[SessionStore, Ev
 async def test_a_body_naming_another_session_changes_nothing(
     stores: tuple[SessionStore, EventStore], client: redis.Redis
 ) -> None:
-    _, events = stores
+    sessions, events = stores
+    await sessions.save(dataclasses.replace(record("s2"), request_id="q" * 32))
     before = {key: await client.type(key) for key in await client.keys("*")}
     assert await store(events, delivery("live.start_recording", session_id="s2")) == (
         Outcome.MISMATCH
     )
     assert {key: await client.type(key) for key in await client.keys("*")} == before
-    assert await events.read(OWNER, "s1", "0-0", 10) == []
+    assert await events.read(OWNER, "s2", "0-0", 10) == []
 
 
 async def test_a_deleted_session_is_unknown(stores: tuple[SessionStore, EventStore]) -> None:
     sessions, events = stores
     await sessions.delete(record())
+    await events.forget(OWNER, "s1", REQUEST)  # as `Sessions.delete` does
     assert await store(events, delivery("live.start_recording")) == Outcome.UNKNOWN
 
 
-async def test_callbacks_before_the_binding_are_kept_and_returned_by_it(
+async def test_a_session_never_recorded_is_unknown_unless_its_create_is_pending(
     client: redis.Redis,
 ) -> None:
     events = EventStore(client, SETTINGS)
+    assert await store(events, delivery("live.start_recording")) == Outcome.UNKNOWN
+    assert await client.keys("*") == []
+    # A pending lease past its time is a create that will not write its record any more.
+    leases = subject_leases_key(OWNER)
+    await client.zadd(leases, {REQUEST: int(time.time() * 1000) - 1000})
+    assert await store(events, delivery("live.start_recording")) == Outcome.UNKNOWN
+    assert await client.keys("*") == [leases]
+
+
+async def test_callbacks_before_the_record_are_kept_and_taken_by_the_create(
+    client: redis.Redis,
+) -> None:
+    events, limits = EventStore(client, SETTINGS), Limits(client, SETTINGS)
+    await limits.admit(OWNER, REQUEST)  # the create's pending lease
     early = delivery("live.start_session")
     assert await store(events, early) == Outcome.EARLY
-    [kept] = await bind(client, events)
+    [kept] = await take_early(client, events)
     assert (kept.session_id, kept.event) == ("s1", "live.start_session")
     assert json.loads(kept.payload_json) == early.payload
-    assert await bind(client, events) == []
-    assert (await events.binding(OWNER, REQUEST)).subject == "alice"
+    assert await take_early(client, events) == []
+    await limits.admit(OWNER, "e" * 32)
     for number in range(100):  # a create that never completes keeps only a few, briefly
         await store(events, delivery("live.transcript", data={"n": number}), "e" * 32)
     assert await client.llen(f"broker:{{{OWNER}}}:callback-early:{'e' * 32}") == EARLY_MAX
@@ -137,6 +158,19 @@ async def test_callbacks_before_the_binding_are_kept_and_returned_by_it(
     assert await events.session_owner("s1") is None  # noted apart, with webhooks only
     await events.note_session_owner("s1", OWNER)
     assert await events.session_owner("s1") == OWNER
+
+
+async def test_the_user_of_a_session_recorded_before_records_kept_it_is_read_from_its_binding(
+    client: redis.Redis,
+) -> None:
+    events = EventStore(client, SETTINGS)
+    assert await events.legacy_subject(OWNER, REQUEST) is None
+    await client.hset(
+        callback_binding_key(OWNER, REQUEST), mapping={"session_id": "s1", "subject": "alice"}
+    )
+    assert await events.legacy_subject(OWNER, REQUEST) == "alice"
+    await events.forget(OWNER, "s1", REQUEST)
+    assert await events.legacy_subject(OWNER, REQUEST) is None
 
 
 async def test_lifecycle_events_are_one_per_session_whatever_the_channel() -> None:

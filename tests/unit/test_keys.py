@@ -28,10 +28,6 @@ def test_callback_and_event_keys_are_named_as_stored() -> None:
     assert keys.events_seen_key(OWNER, "s1") == "broker:{owner-a}:events-seen:s1"
     assert keys.relay_cursor_key(OWNER, "s1") == "broker:{owner-a}:relay-cursor:s1"
     assert keys.session_owner_key("s1") == "broker:session-owner:s1"
-    assert keys.session_callback_keys(OWNER, "r1", "s1") == (
-        "broker:{owner-a}:callback:r1",
-        "broker:session-owner:s1",
-    )
 
 
 def test_webhook_keys_are_named_as_stored() -> None:

@@ -9,7 +9,9 @@ from redis.asyncio.cluster import RedisCluster
 
 from broker.settings import Settings
 from broker.store.connection import open_redis
-from broker.store.records import SessionRecord, SessionStore
+from broker.store.keys import session_record_key
+from broker.store.records import SessionStore
+from broker.store.session_record import SessionRecord
 from tests.support.records import session_record
 
 SETTINGS = Settings(sessions_index_max=5)
@@ -137,6 +139,18 @@ async def test_a_record_is_one_compact_string_without_its_key_repeated(
     await store.save(record("s1"))
     [key] = await all_keys(client, "*session:s1")
     stored = await client.get(key)
-    assert isinstance(stored, str)
-    assert "owner-a" not in stored and '"id"' not in stored
-    assert SessionRecord.from_json("owner-a", "s1", stored) == record("s1")
+    assert isinstance(stored, str) and not stored.startswith("{")
+    assert "owner-a" not in stored and "s1" not in stored.split("\n")
+    assert SessionRecord.from_stored("owner-a", "s1", stored) == record("s1")
+
+
+async def test_a_record_stored_as_json_before_is_read_and_moved_alike(
+    client: redis.Redis,
+) -> None:
+    store = SessionStore(client, SETTINGS)
+    [key] = [session_record_key("owner-a", "s1")]
+    await client.set(key, record("s1").to_json(), ex=60)
+    assert await store.load("owner-a", "s1") == record("s1")
+    await store.set_status(record("s1"), "done")
+    assert await store.load("owner-a", "s1") == record("s1", status="done")
+    assert str(await client.get(key)).startswith("{")

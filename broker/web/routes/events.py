@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from broker.errors import BadRequest
 from broker.events.intake import END_EVENT
-from broker.store.records import SessionRecord
+from broker.store.session_record import SessionRecord
 from broker.web.http import NO_STORE, bounded_int, json_response
 from broker.web.resources import Resources, resources
 from broker.web.streams import StreamSlots

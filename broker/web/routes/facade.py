@@ -31,7 +31,7 @@ from broker.errors import (
 from broker.identity.credentials import Subject, bearer_credential, peer_address
 from broker.policy.idempotency import idempotency_key_of
 from broker.settings import GLADIA_REGIONS
-from broker.store.records import SessionRecord
+from broker.store.session_record import SessionRecord
 from broker.web.http import bounded_int, json_response, read_json
 from broker.web.resources import Resources, resources
 

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from broker.identity.credentials import peer_address
 from broker.policy.idempotency import idempotency_key_of
-from broker.store.records import SessionRecord
+from broker.store.session_record import SessionRecord
 from broker.web.http import bounded_int, json_response, read_json
 from broker.web.resources import Resources, resources
 
