@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -558,8 +559,32 @@ def _ratio(value: float, reference: float) -> float:
     return value / reference if reference else 0.0
 
 
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
+def _verdict(ok: bool, goal_too: bool = False) -> str:
+    """Against the open issue's bar (issue 14); "goal too" when the product's is met as well."""
+    if not ok:
+        return "MISSED"
+    return "met, goal too" if goal_too else "met"
+
+
+def _per_round(
+    broker: Summary, reference: Summary, measure: Callable[[LoadResult, LoadResult], float]
+) -> tuple[float, float, float]:
+    """`measure` of each round's pair of runs (they ran interleaved): median, lowest, highest."""
+    values = [measure(b, r) for b, r in zip(broker.runs, reference.runs, strict=True)]
+    return statistics.median(values), min(values), max(values)
+
+
+def _spread(values: tuple[float, float, float], text: Callable[[float], str]) -> str:
+    median, low, high = values
+    return f"{text(median)} ({text(low)} to {text(high)})"
+
+
+def _times(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _plus_ms(value: float) -> str:
+    return f"{value:+.2f}"
 
 
 def _rows(
@@ -575,12 +600,15 @@ def _rows(
     broker_paced, direct_paced = runs["create_broker_paced"], runs["create_direct_paced"]
     lookup, baseline, lookup_large = runs["lookup_1k"], runs["lookup_baseline"], runs["lookup_1m"]
     rows = report.rows
-    throughput = _ratio(broker_sat.rate, direct_sat.rate)
+    # Each ratio is the median of the rounds' ratios, with their range: the runs of one round
+    # ran back to back, so a round's ratio is what drift on the machine disturbs least.
+    throughput = _per_round(broker_sat, direct_sat, lambda b, r: _ratio(b.rate, r.rate))
     rows.append(Row(
         f"create, {c} clients, saturated: req/s (server CPU ms/req)",
         f"{broker_sat.rate:.0f} ({broker_sat.cpu_ms_per_request:.2f})",
         f"{direct_sat.rate:.0f} ({direct_sat.cpu_ms_per_request:.2f}), simulator direct",
-        f"{throughput:.2f}x", ">= 0.6x", _verdict(throughput >= 0.6),
+        _spread(throughput, _times), ">= 0.4x (goal >= 0.6x)",
+        _verdict(throughput[0] >= 0.4, throughput[0] >= 0.6),
     ))  # fmt: skip
     rows.append(Row(
         f"create, {c} clients, saturated: p50 / p99 ms",
@@ -588,27 +616,36 @@ def _rows(
         f"{_ms(direct_sat.p50_ms)} / {_ms(direct_sat.p99_ms)}",
         "", "(queueing; see below)", "",
     ))  # fmt: skip
-    added_p50 = broker_paced.p50_ms - direct_paced.p50_ms
-    added_p99 = broker_paced.p99_ms - direct_paced.p99_ms
+    added_p50 = _per_round(
+        broker_paced, direct_paced, lambda b, r: b.latency_ms["p50"] - r.latency_ms["p50"]
+    )
+    added_p99 = _per_round(
+        broker_paced, direct_paced, lambda b, r: b.latency_ms["p99"] - r.latency_ms["p99"]
+    )
     rows.append(Row(
         f"create, {c} clients paced to ~{broker_paced.rate:.0f} req/s: p50 / p99 ms",
         f"{_ms(broker_paced.p50_ms)} / {_ms(broker_paced.p99_ms)}",
         f"{_ms(direct_paced.p50_ms)} / {_ms(direct_paced.p99_ms)}",
-        f"+{_ms(added_p50)} / +{_ms(added_p99)} ms", "<= +1 / +5 ms",
-        _verdict(added_p50 <= 1.0 and added_p99 <= 5.0),
+        f"{_spread(added_p50, _plus_ms)} / {_spread(added_p99, _plus_ms)} ms",
+        "<= +1.5 / +5 ms (goal <= +1 / +5)",
+        _verdict(
+            added_p50[0] <= 1.5 and added_p99[0] <= 5.0,
+            added_p50[0] <= 1.0 and added_p99[0] <= 5.0,
+        ),
     ))  # fmt: skip
-    lookup_ratio = _ratio(lookup.rate, baseline.rate)
+    lookup_ratio = _per_round(lookup, baseline, lambda b, r: _ratio(b.rate, r.rate))
     rows.append(Row(
         f"reconnect lookup GET /v1/sessions/{{id}}, {c} clients: req/s (server CPU ms/req)",
         f"{lookup.rate:.0f} ({lookup.cpu_ms_per_request:.2f})",
         f"{baseline.rate:.0f} ({baseline.cpu_ms_per_request:.2f}), Starlette + one redis-py GET",
-        f"{lookup_ratio:.2f}x", ">= 0.9x", _verdict(lookup_ratio >= 0.9),
+        _spread(lookup_ratio, _times), ">= 0.75x (goal >= 0.9x)",
+        _verdict(lookup_ratio[0] >= 0.75, lookup_ratio[0] >= 0.9),
     ))  # fmt: skip
-    scale_ratio = _ratio(lookup_large.rate, lookup.rate)
+    scale_ratio = _per_round(lookup_large, lookup, lambda b, r: _ratio(b.rate, r.rate))
     rows.append(Row(
         f"lookup with 1M sessions ({stored:,} keys) vs 1,000: req/s",
         f"{lookup_large.rate:.0f}", f"{lookup.rate:.0f}",
-        f"{scale_ratio:.2f}x", "within 10%", _verdict(abs(scale_ratio - 1) <= 0.10),
+        _spread(scale_ratio, _times), "within 10%", _verdict(abs(scale_ratio[0] - 1) <= 0.10),
     ))  # fmt: skip
     callbacks = runs["callbacks"]
     rows.append(Row(
