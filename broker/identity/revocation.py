@@ -14,13 +14,15 @@ forward. JWTs are refused by `not-before` while the hash lives: give them lifeti
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import NoReturn
 
 import redis.asyncio as redis
 
-from broker.errors import FieldProblem, InvalidFields, NotFound, Unauthorized
+from broker.errors import BrokerError, FieldProblem, InvalidFields, NotFound, Unauthorized
 from broker.identity.credentials import Subject, subject_key
 from broker.identity.grants import TokenIds
 from broker.settings import Settings
@@ -66,6 +68,27 @@ end
 )
 
 
+# keys: the subject's revocations. argv: the not-before field, the token's field, the
+# credential's issue time ('' when it has none). A guard (`broker.store.scripts.compose`): ''
+# while the credential stands, else the reason it is refused; the same decision as `decide`.
+_GUARD = LuaFunction(
+    "revocation_guard",
+    """
+local function revocation_guard(keys, argv)
+  local values = redis.call('HMGET', keys[1], argv[1], argv[2])
+  if values[2] then return 'token_revoked' end
+  if values[1] and argv[3] ~= '' then
+    local not_before = tonumber(values[1])
+    if not not_before or tonumber(argv[3]) <= not_before then return 'subject_revoked' end
+  end
+  return ''
+end
+""",
+    keys=1,
+    args=3,
+)
+
+
 def token_field(token_id: str) -> str:
     return f"token:{token_id}"
 
@@ -96,19 +119,36 @@ class Revocations:
         field = token_field(grant.token_id) if grant.token_id is not None else ""
         return Step(_READ, [subject_revocations_key(subject.key)], [NOT_BEFORE_FIELD, field])
 
+    def guard_step(self, subject: Subject) -> Step | None:
+        """The check as the guard of a script on the subject's slot, which runs the script's
+        other steps only for a credential that stands (a create's admission); None when there
+        is nothing to check. Its refusal goes to `refuse`."""
+        read = self.read_step(subject)
+        if read is None:
+            return None
+        issued_at = subject.grant.issued_at
+        return Step(_GUARD, read.keys, [*read.args, "" if issued_at is None else repr(issued_at)])
+
     def decide(self, subject: Subject, values: Sequence[str | bytes | None]) -> None:
         """Refuse the subject on what `read_step` read (its `not-before` and token fields)."""
         grant = subject.grant
         not_before, token_revoked = values[0], values[1]
         if token_revoked is not None:
-            raise Unauthorized("This token is revoked", reason="token_revoked")
+            self.refuse("token_revoked")
         # An unreadable not-before refuses too: only this module writes it.
         if (
             not_before is not None
             and grant.issued_at is not None
             and grant.issued_at <= _seconds(not_before)
         ):
-            raise Unauthorized("This credential is revoked", reason="subject_revoked")
+            self.refuse("subject_revoked")
+
+    @staticmethod
+    def refuse(reason: str) -> NoReturn:
+        """The 401 of a revoked credential: `reason` is `token_revoked` or `subject_revoked`."""
+        if reason == "token_revoked":
+            raise Unauthorized("This token is revoked", reason=reason)
+        raise Unauthorized("This credential is revoked", reason="subject_revoked")
 
     async def revoke_token(self, token_id: str) -> None:
         """Refuse the token `token_id` from now on; NotFound if this broker never issued it."""
@@ -133,6 +173,41 @@ class Revocations:
             [NOT_BEFORE_FIELD, repr(float(not_before)), ttl_s],
         )
         return _seconds(held)
+
+
+class PendingRevocation:
+    """One request's revocation check, not made yet: made as the guard of the first script
+    that can carry it (`guard_step`), else on its own (`check`), before the request answers any
+    other refusal, so that a revoked credential is told 401 first, whatever else is wrong."""
+
+    def __init__(self, revocations: Revocations, subject: Subject) -> None:
+        self._revocations = revocations
+        self._subject = subject
+        self._made = False
+
+    def guard_step(self) -> Step | None:
+        """The check, for a script whose refusal goes to `refuse`; made once that script runs."""
+        self._made = True
+        return self._revocations.guard_step(self._subject)
+
+    def refuse(self, reason: str) -> NoReturn:
+        self._revocations.refuse(reason)
+
+    async def check(self) -> None:
+        """The check on its own, unless it is made already."""
+        if not self._made:
+            self._made = True
+            await self._revocations.check(self._subject)
+
+    @contextlib.asynccontextmanager
+    async def first(self) -> AsyncIterator[None]:
+        """Inside: a client error (4xx) raised waits for the check, which may turn it into 401."""
+        try:
+            yield
+        except BrokerError as exc:
+            if 400 <= exc.status_code < 500 and not isinstance(exc, Unauthorized):
+                await self.check()
+            raise
 
 
 def not_before_value(value: object, max_ttl_s: int, now: float | None = None) -> float | None:

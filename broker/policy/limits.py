@@ -52,7 +52,7 @@ from broker.store.keys import (
     subject_usage_key,
     token_uses_key,
 )
-from broker.store.scripts import NOW_MS, LuaFunction, LuaScript, Step
+from broker.store.scripts import NOW_MS, ComposedScript, LuaFunction, LuaScript, Step
 
 logger = logging.getLogger("broker.limits")
 
@@ -341,6 +341,7 @@ class Limits:
         self._one_node = not settings.redis_cluster
         self._admit_both = LuaScript(client, _ADMIT_BOTH)
         self._admit_account = LuaScript(client, _ADMIT_ACCOUNT)
+        self._guarded_scripts: dict[tuple[LuaFunction, LuaFunction], ComposedScript] = {}
         self._confirm = LuaScript(client, CONFIRM_LEASE)
         self._check_address = LuaScript(client, _CHECK_ADDRESS)
         self._record_miss = LuaScript(client, _RECORD_MISS)
@@ -354,8 +355,13 @@ class Limits:
         *,
         token_id: str | None = None,
         max_sessions: int | None = None,
-    ) -> None:
+        guard: Step | None = None,
+    ) -> str | None:
         """Take a pending lease for the subject and the account, or raise TooManyRequests.
+
+        `guard`, a guard step on the subject's slot (`broker.store.scripts.compose`), runs
+        first in the subject's script: its refusal is returned, and nothing is admitted; None
+        once admitted.
 
         With `max_sessions`, the create also takes one of the token's uses (Forbidden once they
         are all taken). Subject first: a subject over its own limits never touches the account
@@ -390,15 +396,25 @@ class Limits:
             self._lease_key_ttl_ms,
         ]
         if self._one_node:
-            granted, reason, wait_ms = await self._admit_both(
-                keys=[*subject_keys, ACCOUNT_LEASES_KEY], args=[*subject_args, *account_args]
+            admitted = await self._guarded(
+                self._admit_both,
+                guard,
+                Step(_ADMIT_BOTH, [*subject_keys, ACCOUNT_LEASES_KEY], subject_args + account_args),
             )
+            if isinstance(admitted, str):
+                return admitted
+            granted, reason, wait_ms = admitted
             if not granted:
                 if reason == "account_live":
                     self._refuse_account(wait_ms)
                 self._refuse_subject(reason, wait_ms, max_sessions)
-            return
-        granted, reason, wait_ms = await self._admit_subject(keys=subject_keys, args=subject_args)
+            return None
+        admitted = await self._guarded(
+            self._admit_subject, guard, Step(_ADMIT_SUBJECT, subject_keys, subject_args)
+        )
+        if isinstance(admitted, str):
+            return admitted
+        granted, reason, wait_ms = admitted
         if not granted:
             self._refuse_subject(reason, wait_ms, max_sessions)
         granted, reason, wait_ms = await self._admit_account(
@@ -413,6 +429,20 @@ class Limits:
                     pipe.srem(uses_key, request_id)
                 await pipe.execute()
             self._refuse_account(wait_ms)
+        return None
+
+    async def _guarded(self, alone: LuaScript, guard: Step | None, step: Step) -> Any:
+        """`step`'s answer (`alone` runs it without a guard), or, as text, the refusal of
+        `guard` run before it in the same script."""
+        if guard is None:
+            return await alone(keys=step.keys, args=step.args)
+        functions = (guard.function, step.function)
+        script = self._guarded_scripts.get(functions)
+        if script is None:
+            script = ComposedScript(self._redis, functions, guarded=True)
+            self._guarded_scripts[functions] = script
+        answer = await script(guard, step)
+        return str(answer[0]) if answer[0] != "" else answer[1]
 
     def _refuse_account(self, wait_ms: object) -> NoReturn:
         self._refuse("account_live", "Transcription capacity is fully used; try again shortly",

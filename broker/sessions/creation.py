@@ -24,6 +24,7 @@ from broker.errors import Conflict, EarlierAttemptCreated, UpstreamError
 from broker.events.intake import EventIntake
 from broker.gladia.client import GladiaClient
 from broker.identity.credentials import Subject
+from broker.identity.revocation import PendingRevocation
 from broker.policy.bindings import check_bindings
 from broker.policy.idempotency import (
     Claim,
@@ -70,13 +71,21 @@ class SessionCreator:
         client_body: object,
         region: str | None = None,
         idempotency_key: str | None = None,
+        revocation: PendingRevocation | None = None,
     ) -> SessionRecord:
-        """Create a live session for `subject` from an untrusted body, within every limit."""
+        """Create a live session for `subject` from an untrusted body, within every limit.
+
+        `revocation`: the credential's revocation check, when the caller left it to the create
+        (made in the admission script, or before an Idempotency-Key is claimed); the caller
+        makes it before any other refusal is answered (`PendingRevocation.first`).
+        """
         request_id = uuid.uuid4().hex
         init = self._policy.build_init_request(client_body, subject.key, request_id=request_id)
         check_bindings(subject.grant.bindings, client_body, init.body, subject.grant.token_id)
         if idempotency_key is None:
-            return await self._create(subject, init, region or init.region)
+            return await self._create(subject, init, region or init.region, revocation)
+        if revocation is not None:
+            await revocation.check()  # a replay is answered without admission
         begun = await self._idempotency.begin(
             subject.key,
             validate_key(idempotency_key),
@@ -122,18 +131,29 @@ class SessionCreator:
                 logger.warning("idempotency claim not settled: %s", type(exc).__name__)
 
     async def _create(
-        self, subject: Subject, init: InitRequest, region: str | None
+        self,
+        subject: Subject,
+        init: InitRequest,
+        region: str | None,
+        revocation: PendingRevocation | None,
     ) -> SessionRecord:
-        await self._admit(subject, init.request_id)
+        await self._admit(subject, init.request_id, revocation)
         return await self._send_and_store(subject, init, region)
 
-    async def _admit(self, subject: Subject, request_id: str) -> None:
-        await self._limits.admit(
+    async def _admit(
+        self, subject: Subject, request_id: str, revocation: PendingRevocation | None = None
+    ) -> None:
+        """The create's admission, with its revocation check as the script's guard if pending."""
+        refused = await self._limits.admit(
             subject.key,
             request_id,
             token_id=_counted_token(subject),
             max_sessions=subject.grant.bindings.max_sessions,
+            guard=revocation.guard_step() if revocation is not None else None,
         )
+        if refused:
+            assert revocation is not None  # only its guard refuses this way
+            revocation.refuse(refused)
 
     async def _send_and_store(
         self, subject: Subject, init: InitRequest, region: str | None

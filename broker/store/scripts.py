@@ -89,8 +89,12 @@ def _definitions(functions: Iterable[LuaFunction]) -> list[str]:
     return [function.source for function in ordered]
 
 
-def compose(functions: Sequence[LuaFunction]) -> str:
-    """One script running `functions` in order; it returns the list of their results."""
+def compose(functions: Sequence[LuaFunction], *, guarded: bool = False) -> str:
+    """One script running `functions` in order; it returns the list of their results.
+
+    `guarded`: the first function is a guard, which answers '' to let the others run, or a
+    refusal, which ends the script: it then returns the refusal alone, in a list.
+    """
     lines = [_SLICE, *_definitions(functions)]
     key, arg = 1, 1
     for index, function in enumerate(functions):
@@ -98,6 +102,8 @@ def compose(functions: Sequence[LuaFunction]) -> str:
             f"local result{index} = {function.name}("
             f"slice(KEYS, {key}, {function.keys}), slice(ARGV, {arg}, {function.args}))"
         )
+        if guarded and index == 0:
+            lines.append("if result0 ~= '' then return {result0} end")
         key, arg = key + function.keys, arg + function.args
     lines.append("return {" + ", ".join(f"result{i}" for i in range(len(functions))) + "}")
     return "\n".join(lines)
@@ -141,9 +147,11 @@ class LuaScript:
 class ComposedScript:
     """Steps of several modules as one registered script; every key must share a hash slot."""
 
-    def __init__(self, client: redis.Redis, functions: Sequence[LuaFunction]) -> None:
+    def __init__(
+        self, client: redis.Redis, functions: Sequence[LuaFunction], *, guarded: bool = False
+    ) -> None:
         self._functions = tuple(functions)
-        self._script = _Registered(client, compose(self._functions))
+        self._script = _Registered(client, compose(self._functions, guarded=guarded))
 
     async def __call__(self, *steps: Step) -> list[Any]:
         if tuple(step.function for step in steps) != self._functions:

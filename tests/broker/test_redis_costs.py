@@ -61,7 +61,8 @@ async def test_what_each_request_costs_in_redis(
 
     plain = await cost(redis_server, create)
     # This address missed (the warm-up's 404), so the guard runs: 1 read-only script. Then
-    # subject and account admission (1 script on one node; 2 on a Cluster), then one script on
+    # the credential's revocations and the subject's and account's admissions (1 script on one
+    # node; 2 on a Cluster), then one script on
     # the owner's slot (the record with its index entry, the subject's lease confirmed, the
     # callbacks that came early taken) beside the account's lease confirmation.
     assert plain["evalsha"] == 4
@@ -70,7 +71,8 @@ async def test_what_each_request_costs_in_redis(
     assert plain["set"] == 1
     assert "hset" not in plain
     assert plain["lrange"] == 1
-    assert plain["hmget"] == 1  # the credential's revocations
+    # The credential's revocations, read in the admission script (its guard): not a round trip.
+    assert plain["hmget"] == 1
     assert "multi" not in plain and "exec" not in plain
     assert {"zadd", "zremrangebyscore", "zcard", "time"} <= set(plain)
 
@@ -123,7 +125,8 @@ async def test_a_client_that_never_missed_pays_no_guard_round_trip(
 
     plain = await cost(redis_server, create)
     assert plain["evalsha"] == 3  # admission (1, one node), the owner's slot, the account's lease
-    assert plain["hmget"] == 1  # the credential's revocations
+    # The credential's revocations, read in the admission script (its guard): not a round trip.
+    assert plain["hmget"] == 1
 
     async def read() -> int:
         return (await broker.get(f"/v1/sessions/{session_id}", headers=alice)).status_code

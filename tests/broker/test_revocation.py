@@ -280,3 +280,46 @@ async def test_the_cli_revokes_a_token_and_a_subject(
     assert "not a token id" in unknown.stderr
     both = run_cli(settings, "token", "revoke", one["token_id"], "--subject", "alice")
     assert both.returncode == 2
+
+
+async def test_a_create_is_refused_for_a_revoked_credential_before_anything_else(
+    broker: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A create reads the revocations in its admission script: whatever else is wrong with the
+    request (its body, its Idempotency-Key) the answer is 401, and nothing is admitted."""
+    revoked, kept = await mint_over_http(broker), await mint_over_http(broker)
+    deleted = await broker.delete(f"/v1/tokens/{revoked['token_id']}", headers=SERVICE)
+    assert deleted.status_code == 204
+    requests: list[tuple[dict[str, str], dict[str, Any] | bytes]] = [
+        ({}, {}),
+        ({}, {"model": 17}),
+        ({}, b"{not json"),
+        ({"Idempotency-Key": "order-1"}, {}),
+        ({"Idempotency-Key": " "}, {}),
+    ]
+    for extra, body in requests:
+        headers = {**bearer(revoked["token"]), **extra}
+        if isinstance(body, bytes):
+            answer = await broker.post("/v1/sessions", headers=headers, content=body)
+        else:
+            answer = await broker.post("/v1/sessions", headers=headers, json=body)
+        assert (answer.status_code, answer.json()["reason"]) == (401, "token_revoked"), extra
+    invalid = await broker.post("/v1/sessions", headers=bearer(kept["token"]), json={"model": 17})
+    assert invalid.status_code == 422
+    client = open_redis(settings)
+    try:
+        leases = await client.keys("broker:*:leases")
+        assert leases == []
+    finally:
+        await client.aclose()
+    created = await broker.post("/v1/sessions", headers=bearer(kept["token"]), json={})
+    assert created.status_code == 201
+
+    revoked_subject = await broker.post("/v1/subjects/alice/revoke", headers=SERVICE)
+    assert revoked_subject.status_code == 200
+    refused = await broker.post("/v1/sessions", headers=bearer(kept["token"]), json={})
+    assert (refused.status_code, refused.json()["reason"]) == (401, "subject_revoked")
+    # Minted right after, within the same second: the script compares issue times as precisely.
+    later = await mint_over_http(broker)
+    admitted = await broker.post("/v1/sessions", headers=bearer(later["token"]), json={})
+    assert admitted.status_code == 201

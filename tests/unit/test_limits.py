@@ -25,6 +25,7 @@ from broker.store.keys import (
     subject_creates_key,
     subject_leases_key,
 )
+from broker.store.scripts import LuaFunction, Step
 from tests.support.leases import confirm_leases
 from tests.support.polling import eventually
 from tests.support.servers import RedisServer
@@ -357,3 +358,31 @@ def test_keys_used_together_share_a_hash_slot() -> None:
         )
     }
     assert len(slots) == 1
+
+
+# A guard on the subject's slot: refuses while its key exists.
+_CLOSED = LuaFunction(
+    "closed_guard",
+    """
+local function closed_guard(keys, argv)
+  if redis.call('EXISTS', keys[1]) == 1 then return 'closed' end
+  return ''
+end
+""",
+    keys=1,
+    args=0,
+)
+
+
+@pytest.mark.parametrize("cluster", [False, True], ids=["one script", "cluster's two"])
+async def test_a_guard_runs_first_in_the_admission_and_a_refusal_admits_nothing(
+    client: aioredis.Redis, cluster: bool
+) -> None:
+    limits = limits_for(client, redis_cluster=cluster)
+    guard = Step(_CLOSED, ["broker:{alice}:closed"], [])
+    assert await limits.admit("alice", "r1", guard=guard) is None
+    await client.set("broker:{alice}:closed", 1)
+    assert await limits.admit("alice", "r2", guard=guard) == "closed"
+    assert await limits.live_leases("alice") == 1
+    assert await limits.live_leases() == 1
+    assert await client.zrange("broker:{alice}:creates", 0, -1) == ["r1"]

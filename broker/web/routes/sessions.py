@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from broker.identity.credentials import peer_address
+from broker.identity.revocation import PendingRevocation
 from broker.policy.idempotency import idempotency_key_of
 from broker.store.session_record import SessionRecord
 from broker.web.http import bounded_int, json_response, read_json
@@ -40,10 +41,18 @@ def session_view(record: SessionRecord) -> dict[str, Any]:
 
 async def create_session(request: Request) -> Response:
     found = resources(request)
-    subject = await found.authenticator.authenticate_request(request)
-    body = await read_json(request, found.settings.max_body_bytes, required=False)
-    idempotency_key = idempotency_key_of(request.headers)
-    record = await found.creator.create(subject, body, idempotency_key=idempotency_key)
+    # Revocation is checked in the admission script (`Creation.create`), and on its own only
+    # before another refusal.
+    subject = await found.authenticator.authenticate_request(request, check_revocation=False)
+    revocation = PendingRevocation(found.revocations, subject)
+    async with revocation.first():
+        body = await read_json(request, found.settings.max_body_bytes, required=False)
+        record = await found.creator.create(
+            subject,
+            body,
+            idempotency_key=idempotency_key_of(request.headers),
+            revocation=revocation,
+        )
     view = session_view(record)
     view.pop("status")
     return json_response(view, 201, no_store=True)
