@@ -38,6 +38,8 @@ class Comparison:
     against: Summary
     this_tree: Summary
     reference: Summary | None
+    # Latency at a fixed offered load: p50 / p99 ms, and the added p50 per round.
+    paced: bool = False
 
 
 @contextmanager
@@ -90,6 +92,18 @@ def _measure_both(bench: Bench, old: Process, new: Process) -> list[Comparison]:
                 ("create-direct", bench.simulator, direct)],
     )  # fmt: skip
     results.append(Comparison("create (saturated)", found[0], found[1], found[2]))
+    # Latency, at the same offered load for all three: a share of the slower broker's rate.
+    rate = bench.options.paced_fraction * min(found[0].rate, found[1].rate)
+    paced = _alternate(
+        bench,
+        [
+            ("create-ref-paced", old, through_broker),
+            ("create-tree-paced", new, through_broker),
+            ("create-direct-paced", bench.simulator, direct),
+        ],
+        rate,
+    )
+    results.append(Comparison(f"create (paced, {rate:.0f}/s)", paced[0], paced[1], paced[2], True))
     callbacks = callback_requests(bench, bench.redis_client())
     found = _alternate(
         bench, [("callbacks-ref", old, callbacks), ("callbacks-tree", new, callbacks)]
@@ -105,6 +119,9 @@ def render(ref: str, results: list[Comparison]) -> str:
         "|---|---|---|---|---|",
     ]
     for item in results:
+        if item.paced:
+            lines.append(_paced_line(item))
+            continue
         reference = ""
         per_round = ""
         if item.reference is not None:
@@ -120,6 +137,21 @@ def render(ref: str, results: list[Comparison]) -> str:
             f" | {reference} | {per_round} |"
         )
     return "\n".join(lines)
+
+
+def _paced_line(item: Comparison) -> str:
+    def latency(summary: Summary) -> str:
+        return f"p50 {summary.p50_ms:.2f} / p99 {summary.p99_ms:.2f} ms"
+
+    assert item.reference is not None
+    added = [
+        f"{mine.latency_ms['p50'] - theirs.latency_ms['p50']:+.2f}"
+        for mine, theirs in zip(item.this_tree.runs, item.reference.runs, strict=True)
+    ]
+    return (
+        f"| {item.scenario} | {latency(item.against)} | {latency(item.this_tree)}"
+        f" | {latency(item.reference)} | p50 {' '.join(added)} ms |"
+    )
 
 
 def main() -> None:
