@@ -21,11 +21,13 @@ def test_a_short_comparison_measures_both_brokers_in_every_scenario() -> None:
     require_wrk()
     options = Options(duration_s=1, warmup_s=0, rounds=1, connections=10, large_store=0)
     results = compare(options, REPO_ROOT)
-    assert [item.scenario for item in results] == [
+    assert [item.scenario.split(" (paced")[0] for item in results] == [
         "reconnect lookup",
         "create (saturated)",
+        "create",
         "callbacks",
     ]
+    assert results[2].paced and results[2].reference is not None
     for item in results:
         for summary in (item.against, item.this_tree):
             assert summary.rate > 0 and summary.errors == 0, item.scenario
