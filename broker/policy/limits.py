@@ -178,6 +178,24 @@ end
     calls=(NOW_MS,),
 )
 
+# keys, argv: confirm_lease's. The account's confirmation as a step of a create's script on one
+# node: its failure (a key of the wrong type) is answered as text instead of ending the script,
+# so the session stays recorded, as when the confirmation runs apart (on a Cluster).
+CONFIRM_LEASE_ANSWERED = LuaFunction(
+    "confirm_lease_answered",
+    """
+local function confirm_lease_answered(keys, argv)
+  local ok, err = pcall(confirm_lease, keys, argv)
+  if ok then return 1 end
+  if type(err) == 'table' then return tostring(err['err']) end
+  return tostring(err)
+end
+""",
+    keys=1,
+    args=4,
+    calls=(CONFIRM_LEASE,),
+)
+
 # keys: an address's misses. argv: max, window ms. Read-only: {allowed, wait ms}.
 _CHECK_ADDRESS = LuaFunction(
     "check_address",
@@ -475,6 +493,22 @@ class Limits:
         return Step(
             CONFIRM_LEASE,
             [subject_leases_key(subject_key)],
+            self._confirm_args(request_id, session_id, lease_s),
+        )
+
+    @property
+    def one_node(self) -> bool:
+        """Whether Redis is one node (a server, Sentinel's master), where slots do not apply."""
+        return self._one_node
+
+    def confirm_account_step(
+        self, request_id: str, session_id: str, lease_s: float | None = None
+    ) -> Step:
+        """`confirm_account` as a step of the create's script, on one node only (the account's
+        leases have a slot of their own): it answers 1, or the error as text."""
+        return Step(
+            CONFIRM_LEASE_ANSWERED,
+            [ACCOUNT_LEASES_KEY],
             self._confirm_args(request_id, session_id, lease_s),
         )
 

@@ -1,11 +1,11 @@
 """What a create writes once Gladia has answered, in as few round trips as the slots allow.
 
 On the owner's hash slot, one script: the record (with the user's id only for the relay) and
-its index entry, the subject's lease made the session's own, and (when Gladia sends callbacks)
-the callbacks that came before the record (and, with `BROKER_LEGACY_RECORDS`, the callback
-binding earlier versions read). Beside it, on their own slots: the account's lease,
-and the session's owner for account webhooks (only when webhooks are configured: nothing else
-reads it).
+its index entry, the subject's lease made the session's own (on one Redis node, where slots do
+not apply, the account's too), and, when Gladia sends callbacks, the callbacks that came before
+the record (with `BROKER_LEGACY_RECORDS`, also the callback binding earlier versions read).
+Beside it, on their own slots: the account's lease on a Cluster, and the session's owner for
+account webhooks (only when webhooks are configured: nothing else reads it).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import dataclasses
 from dataclasses import dataclass
 
 import redis.asyncio as redis
+from redis.exceptions import ResponseError
 
-from broker.policy.limits import CONFIRM_LEASE, Limits
+from broker.policy.limits import CONFIRM_LEASE, CONFIRM_LEASE_ANSWERED, Limits
 from broker.store.events import (
     LEGACY_BINDING,
     TAKE_EARLY_CALLBACKS,
@@ -62,7 +63,11 @@ class CreateWrites:
         self._keep_subject = keep_subject
         self._note_session_owner = note_session_owner
         self._legacy_binding = legacy_binding
+        # On one node the account's lease is confirmed in the same script: a round trip fewer.
+        self._account_in_script = limits.one_node
         functions = [SAVE_RECORD, CONFIRM_LEASE]
+        if self._account_in_script:
+            functions.append(CONFIRM_LEASE_ANSWERED)
         if legacy_binding:
             functions.append(LEGACY_BINDING)
         if take_early:
@@ -83,6 +88,8 @@ class CreateWrites:
             self._store.save_step(kept),
             self._limits.confirm_subject_step(record.owner, record.request_id, record.id, lease_s),
         ]
+        if self._account_in_script:
+            steps.append(self._limits.confirm_account_step(record.request_id, record.id, lease_s))
         if self._legacy_binding:
             subject = subject_id if self._keep_subject else None
             steps.append(
@@ -94,7 +101,9 @@ class CreateWrites:
             steps.append(self._events.take_early_step(record.owner, record.request_id))
         owner_slot, account_lease, session_owner = await asyncio.gather(
             self._owner_slot(*steps),
-            self._limits.confirm_account(record.request_id, record.id, lease_s),
+            _nothing()
+            if self._account_in_script
+            else self._limits.confirm_account(record.request_id, record.id, lease_s),
             self._events.note_session_owner(record.id, record.owner)
             if self._note_session_owner
             else _nothing(),
@@ -108,8 +117,11 @@ class CreateWrites:
             for lease_id in (record.request_id, record.id):
                 with contextlib.suppress(Exception):
                     await self._limits.release_lease(record.owner, lease_id)
-        elif self._take_early:
-            early = early_deliveries(owner_slot[-1])
+        else:
+            if self._take_early:
+                early = early_deliveries(owner_slot[-1])
+            if self._account_in_script and owner_slot[2] != 1:
+                account_lease = ResponseError(str(owner_slot[2]))
         return Written(
             record=owner_slot if isinstance(owner_slot, BaseException) else None,
             account_lease=account_lease if isinstance(account_lease, BaseException) else None,

@@ -62,10 +62,10 @@ async def test_what_each_request_costs_in_redis(
     plain = await cost(redis_server, create)
     # This address missed (the warm-up's 404), so the guard runs: 1 read-only script. Then
     # the credential's revocations and the subject's and account's admissions (1 script on one
-    # node; 2 on a Cluster), then one script on
-    # the owner's slot (the record with its index entry, the subject's lease confirmed, the
-    # callbacks that came early taken) beside the account's lease confirmation.
-    assert plain["evalsha"] == 4
+    # node; 2 on a Cluster), then one script of the writes (the record with its index entry,
+    # both leases confirmed, the callbacks that came early taken; on a Cluster the account's
+    # lease is a script of its own beside it).
+    assert plain["evalsha"] == 3
     # The record, in that script; nothing else is written for its callbacks; the owner for
     # webhooks is a `SET` of its own only when webhooks are configured.
     assert plain["set"] == 1
@@ -124,7 +124,7 @@ async def test_a_client_that_never_missed_pays_no_guard_round_trip(
         return (await broker.post("/v1/sessions", headers=alice, json={})).status_code
 
     plain = await cost(redis_server, create)
-    assert plain["evalsha"] == 3  # admission (1, one node), the owner's slot, the account's lease
+    assert plain["evalsha"] == 2  # admission, then the writes (one node: one script each)
     # The credential's revocations, read in the admission script (its guard): not a round trip.
     assert plain["hmget"] == 1
 

@@ -51,8 +51,9 @@ def writes(
     relay: bool = False,
     owner: bool = False,
     legacy: bool = False,
+    cluster: bool = False,
 ) -> CreateWrites:
-    settings = dataclasses.replace(SETTINGS, legacy_records=legacy)
+    settings = dataclasses.replace(SETTINGS, legacy_records=legacy, redis_cluster=cluster)
     return CreateWrites(
         client,
         SessionStore(client, settings),
@@ -118,10 +119,14 @@ async def test_the_users_id_is_kept_only_for_the_relay(client: redis.Redis) -> N
     assert "alice" not in (await client.get(session_keys(OWNER, "s1").record) or "")
 
 
-async def test_a_failed_account_lease_leaves_the_session_recorded(client: redis.Redis) -> None:
+@pytest.mark.parametrize("cluster", [False, True], ids=["in the script", "beside it"])
+async def test_a_failed_account_lease_leaves_the_session_recorded(
+    client: redis.Redis, cluster: bool
+) -> None:
     await client.set(ACCOUNT_LEASES_KEY, "not a sorted set")  # every write to it fails
-    written = await writes(client).write(record(), "alice")
+    written = await writes(client, cluster=cluster).write(record(), "alice")
     assert isinstance(written.account_lease, ResponseError)
+    assert "WRONGTYPE" in str(written.account_lease)
     assert written.record is None
     assert await client.exists(session_keys(OWNER, "s1").record) == 1
 
