@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
@@ -99,16 +101,26 @@ class CreateWrites:
             )
         if self._take_early:
             steps.append(self._events.take_early_step(record.owner, record.request_id))
-        owner_slot, account_lease, session_owner = await asyncio.gather(
-            self._owner_slot(*steps),
-            _nothing()
+        script = self._owner_slot(*steps)
+        account = (
+            None
             if self._account_in_script
-            else self._limits.confirm_account(record.request_id, record.id, lease_s),
+            else self._limits.confirm_account(record.request_id, record.id, lease_s)
+        )
+        noted = (
             self._events.note_session_owner(record.id, record.owner)
             if self._note_session_owner
-            else _nothing(),
-            return_exceptions=True,
+            else None
         )
+        owner_slot: Any
+        account_lease: object = None
+        session_owner: object = None
+        if account is None and noted is None:
+            owner_slot = await _settled(script)  # one round trip: no tasks to gather
+        else:
+            owner_slot, account_lease, session_owner = await asyncio.gather(
+                script, account or _nothing(), noted or _nothing(), return_exceptions=True
+            )
         early: list[EarlyDelivery] = []
         if isinstance(owner_slot, BaseException):
             # Unrecorded, the session cannot be reached again: it must not hold a lease for
@@ -132,3 +144,11 @@ class CreateWrites:
 
 async def _nothing() -> None:
     return None
+
+
+async def _settled(call: Awaitable[Any]) -> object:
+    """What `call` answers, or the exception it raised, as `gather(return_exceptions=True)`."""
+    try:
+        return await call
+    except Exception as exc:
+        return exc
