@@ -25,7 +25,8 @@ from broker.store.scripts import LuaFunction
 FINAL_STATUSES = frozenset({"done", "error"})
 
 # Gladia's `messages_config` flags in the order the stored form writes them: stored data, so
-# new flags go at the end and none is ever removed or moved.
+# new flags go at the end and none is ever removed or moved. The policy's own list
+# (`broker.policy.init_body.MESSAGE_FLAGS`) may change; a test keeps it within this one.
 STORED_MESSAGE_FLAGS = (
     "receive_partial_transcripts",
     "receive_final_transcripts",
@@ -216,11 +217,6 @@ def _optional_text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _render_time(moment: datetime) -> str:
-    """How the broker and Gladia write a time: UTC, milliseconds, `Z`."""
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -237,8 +233,9 @@ def _stored_time(text: str) -> str | None:
 
 
 def _read_time(stored: str) -> str | None:
-    """`_render_time` of epoch milliseconds, through `time.strftime`: half what datetime's
-    costs, and every lookup reads two. `_stored_time` checks that it reads back the same."""
+    """Epoch milliseconds as the broker and Gladia write a time (UTC, milliseconds, `Z`),
+    through `time.strftime`: half what datetime's costs, and every lookup reads two.
+    `_stored_time` checks that a time reads back the same."""
     if not (stored.isascii() and stored.isdigit()):
         return None
     milliseconds = int(stored)

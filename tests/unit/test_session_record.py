@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from broker.policy.init_body import MESSAGE_FLAGS
 from broker.store.session_record import STORED_MESSAGE_FLAGS, SessionRecord
 from tests.support.records import session_record
 
@@ -79,3 +80,7 @@ def test_text_that_is_not_a_record_reads_as_none(stored: str) -> None:
 
 def test_a_broker_record_costs_a_third_less_than_its_json() -> None:
     assert len(RECORD.stored()) < 0.6 * len(RECORD.to_json())
+
+
+def test_every_flag_the_policy_lets_through_has_its_place_in_the_stored_form() -> None:
+    assert set(MESSAGE_FLAGS) <= set(STORED_MESSAGE_FLAGS)
