@@ -427,9 +427,18 @@ class Limits:
                     self._refuse_account(wait_ms)
                 self._refuse_subject(reason, wait_ms, max_sessions)
             return None
-        admitted = await self._guarded(
-            self._admit_subject, guard, Step(_ADMIT_SUBJECT, subject_keys, subject_args)
-        )
+        subject_step = Step(_ADMIT_SUBJECT, subject_keys, subject_args)
+        return await self._admit_on_cluster(subject_step, account_args, max_sessions, guard)
+
+    async def _admit_on_cluster(
+        self,
+        subject_step: Step,
+        account_args: list[str | int | float],
+        max_sessions: int | None,
+        guard: Step | None,
+    ) -> str | None:
+        """`admit` as two scripts, the subject's (with the guard) first, then the account's."""
+        admitted = await self._guarded(self._admit_subject, guard, subject_step)
         if isinstance(admitted, str):
             return admitted
         granted, reason, wait_ms = admitted
@@ -440,11 +449,13 @@ class Limits:
         )
         if not granted:
             # Give back what the subject script took: this create never happened.
+            leases, creates, uses = subject_step.keys[:3]
+            request_id = subject_step.args[0]
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zrem(subject_leases_key(subject_key), request_id)
-                pipe.zrem(subject_creates_key(subject_key), request_id)
+                pipe.zrem(leases, request_id)
+                pipe.zrem(creates, request_id)
                 if max_sessions is not None:
-                    pipe.srem(uses_key, request_id)
+                    pipe.srem(uses, request_id)
                 await pipe.execute()
             self._refuse_account(wait_ms)
         return None

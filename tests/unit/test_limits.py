@@ -386,3 +386,15 @@ async def test_a_guard_runs_first_in_the_admission_and_a_refusal_admits_nothing(
     assert await limits.live_leases("alice") == 1
     assert await limits.live_leases() == 1
     assert await client.zrange("broker:{alice}:creates", 0, -1) == ["r1"]
+
+
+async def test_on_a_cluster_an_account_refusal_gives_back_what_the_subject_script_took(
+    client: aioredis.Redis,
+) -> None:
+    limits = limits_for(client, redis_cluster=True, account_max_live=1)
+    await limits.admit("alice", "r1")
+    refused = await refusal(limits.admit("bob", "r2", token_id="t2", max_sessions=3))
+    assert refused.reason == "account_live"
+    assert await limits.live_leases("bob") == 0
+    # Emptied, so gone: the create window and the token's uses hold nothing of r2.
+    assert await client.exists("broker:{bob}:creates", "broker:{bob}:token-uses:t2") == 0
