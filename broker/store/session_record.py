@@ -39,7 +39,7 @@ STORED_MESSAGE_FLAGS = (
     "receive_lifecycle_events",
 )
 _FLAG_CHARS = {True: "1", False: "0"}
-_CHAR_FLAGS = {"1": True, "0": False}
+_CHAR_FLAGS = {char: flag for flag, char in _FLAG_CHARS.items()}
 _UNSET = "-"
 
 # The lines of the stored form; the status first and the end event last, for `RECORD_TEXT`.

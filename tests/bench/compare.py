@@ -103,7 +103,9 @@ def _measure_both(bench: Bench, old: Process, new: Process) -> list[Comparison]:
         ],
         rate,
     )
-    results.append(Comparison(f"create (paced, {rate:.0f}/s)", paced[0], paced[1], paced[2], True))
+    results.append(
+        Comparison(f"create (paced, {rate:.0f}/s)", paced[0], paced[1], paced[2], paced=True)
+    )
     callbacks = callback_requests(bench, bench.redis_client())
     found = _alternate(
         bench, [("callbacks-ref", old, callbacks), ("callbacks-tree", new, callbacks)]

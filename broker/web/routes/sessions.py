@@ -41,7 +41,7 @@ def session_view(record: SessionRecord) -> dict[str, Any]:
 
 async def create_session(request: Request) -> Response:
     found = resources(request)
-    # Revocation is checked in the admission script (`Creation.create`), and on its own only
+    # Revocation is checked in the admission script (`SessionCreator.create`), on its own only
     # before another refusal.
     subject = await found.authenticator.authenticate_request(request, check_revocation=False)
     revocation = PendingRevocation(found.revocations, subject)
