@@ -234,7 +234,11 @@ class Settings:
         "REDIS_CONNECT_TIMEOUT_S", 1.0, float, "Seconds to open a connection to Redis.", above=0
     )
     redis_max_connections: int = _setting(
-        "REDIS_MAX_CONNECTIONS", 100, int, "Connections to Redis kept by one process.", minimum=1
+        "REDIS_MAX_CONNECTIONS",
+        100,
+        int,
+        "Connections to Redis in one process's pool (scripts go down one connection more).",
+        minimum=1,
     )
     redis_pool_timeout_s: float = _setting(
         "REDIS_POOL_TIMEOUT_S",

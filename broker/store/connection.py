@@ -10,6 +10,8 @@ Query parameters (e.g. `?ssl_ca_certs=/etc/ssl/redis-ca.pem`) go to every connec
 Every client has the same deliberate behaviour: explicit timeouts, a health check on idle
 connections, and no retries, because a timed-out write may still have applied and a retried
 INCR or XADD would apply twice (security notes §4.3). A failed command answers 503.
+On one server and on Sentinel's master, scripts are pipelined down a connection of their own
+(`broker.store.pipelining`), under the same rules.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from broker.errors import RedisUrlError, SettingsError
 from broker.settings import Settings
+from broker.store.pipelining import ScriptPipeline
 
 logger = logging.getLogger("broker.redis")
 
@@ -109,7 +112,29 @@ def open_redis(settings: Settings) -> redis.Redis:
         **_connection_options(settings),
     )
     # The client owns the pool, so closing it at shutdown closes its connections too.
-    return redis.Redis.from_pool(pool)
+    return NodeClient.from_pool(pool)
+
+
+class NodeClient(redis.Redis):
+    """A client of one server (or of the master Sentinel names) whose scripts are pipelined.
+
+    `EVALSHA` without options goes down the `ScriptPipeline`'s connection, batched with the
+    other scripts in flight; every other command goes through the pool as redis-py sends it.
+    """
+
+    _scripts: ScriptPipeline | None = None
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] == "EVALSHA" and not options:
+            if self._scripts is None:
+                self._scripts = ScriptPipeline(self.connection_pool)
+            return await self._scripts.execute(*args)
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self._scripts is not None:
+            await self._scripts.aclose()
+        await super().aclose(close_connection_pool)
 
 
 def _connection_options(settings: Settings) -> dict[str, Any]:
@@ -216,7 +241,7 @@ class _BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool
     """The Sentinel-managed pool (follows the master) with the blocking pool's bounded wait."""
 
 
-class _SentinelMasterRedis(redis.Redis):
+class _SentinelMasterRedis(NodeClient):
     """The master's client; closing it closes the connections to the Sentinels too."""
 
     sentinel_manager: Sentinel | None = None
