@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from broker.cli import freeze_startup_objects
+
 KEY_PREFIX = "bench:baseline:"
 
 
@@ -58,9 +60,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
     args = parser.parse_args()
-    # The same uvicorn options as `broker serve`, so only the application differs.
+    # Served as `broker serve` serves the broker, collector settings and uvicorn options alike,
+    # so that only the application differs.
+    app = create_baseline_app(args.redis_url)
+    freeze_startup_objects()
     uvicorn.run(
-        create_baseline_app(args.redis_url),
+        app,
         host="127.0.0.1",
         port=args.port,
         access_log=False,

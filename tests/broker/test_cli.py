@@ -145,3 +145,16 @@ def test_dev_without_redis_url_or_the_dev_extra_says_how_to_get_it() -> None:
     assert refused.returncode == 2
     assert "pip install 'gladia-broker[dev]'" in refused.stderr
     assert "REDIS_URL" in refused.stderr
+
+
+def test_serve_leaves_startup_objects_out_of_the_collectors_passes() -> None:
+    code = (
+        "import gc; from broker.cli import GC_ALLOCATIONS_PER_PASS, freeze_startup_objects; "
+        "before = gc.get_freeze_count(); freeze_startup_objects(); "
+        "print(before, gc.get_freeze_count(), gc.get_threshold()[0] == GC_ALLOCATIONS_PER_PASS)"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    before, frozen, threshold_set = found.stdout.split()
+    assert before == "0" and int(frozen) > 10_000 and threshold_set == "True"
