@@ -8,6 +8,7 @@ layer: `record.fields` always answers their redacted values.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import json
@@ -17,8 +18,9 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
+import orjson
 from starlette.types import Scope
 
 if TYPE_CHECKING:
@@ -247,7 +249,18 @@ def install_redaction(secrets: Iterable[str]) -> None:
 
 # A line's entry is flat (field values are numbers, booleans, None or text once redacted), so
 # it cannot refer to itself: json.dumps' check for circular references is work for nothing.
-_encode_entry = json.JSONEncoder(check_circular=False).encode
+_encode_ascii_entry = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+
+
+def _encode_entry(entry: dict[str, Any]) -> str:
+    """The line's JSON, in ASCII (non-ASCII text escaped, as json.dumps does, whatever stderr's
+    encoding): by orjson, a twentieth of json's CPU, unless the entry holds non-ASCII text or
+    values orjson refuses (json then writes them, or raises, as before)."""
+    try:
+        line = orjson.dumps(entry).decode()
+    except TypeError:
+        return _encode_ascii_entry(entry)
+    return line if line.isascii() else _encode_ascii_entry(entry)
 
 
 # A time's end, `000Z` to `999Z`, by millisecond: a lookup costs half of formatting `%03d`.
@@ -328,20 +341,66 @@ class JsonFormatter(UtcTimeFormatter):
         return _encode_entry(entry)
 
 
+class JsonLineSink(logging.StreamHandler):  # type: ignore[type-arg]
+    """stderr's handler for JSON lines. Records are written as StreamHandler writes them; access
+    lines are gathered over a turn of the event loop and written together once it ends.
+
+    A line and a flush a request cost a write to the stream each: under load, the largest part
+    of an access line (docs/performance.md). Gathered, a turn's answers share one write. A line
+    is written at most a turn after its answer's last byte went out; any record flushes the
+    lines before it first, so the stream keeps their order, as does closing the handler.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream or sys.stderr)
+        self._pending: list[str] = []
+
+    def write_soon(self, line: str) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._pending.append(line)
+            if len(self._pending) > 1:
+                return
+        try:
+            asyncio.get_running_loop().call_soon(self.write_pending)
+        except RuntimeError:  # no loop runs here: at once
+            self.write_pending()
+
+    def write_pending(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if not self._pending:
+                return
+            lines, self._pending = self._pending, []
+            try:
+                self.stream.write(self.terminator.join(lines) + self.terminator)
+                super().flush()
+            except Exception:  # as logging does: a failed write never fails a request
+                self.handleError(logging.makeLogRecord({"msg": "access lines not written"}))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.write_pending()
+        super().emit(record)
+
+    def flush(self) -> None:
+        self.write_pending()
+        super().flush()
+
+
 # The handler `configure_logging` installed for JSON lines: access lines go straight to it while
 # it is the only handler (`AccessLog`).
-_direct_sink: logging.StreamHandler[Any] | None = None
+_direct_sink: JsonLineSink | None = None
 
 
 def configure_logging(*, json_lines: bool, level: str = "INFO") -> None:
     """Route the broker's and uvicorn's loggers to one handler on stderr."""
     global _direct_sink
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.StreamHandler[Any]
     if json_lines:
+        handler = _direct_sink = JsonLineSink()
         handler.setFormatter(JsonFormatter())
     else:
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(TextFormatter())
-    _direct_sink = handler if json_lines else None
+        _direct_sink = None
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
@@ -430,13 +489,5 @@ def _write_direct(request_id: str, fields: dict[str, Any]) -> bool:
     formatter = sink.formatter
     assert isinstance(formatter, JsonFormatter)
     message = ACCESS_MESSAGE % fields
-    line = formatter.line(time.time(), "info", logger.name, message, request_id, fields)
-    sink.acquire()
-    try:
-        sink.stream.write(line + sink.terminator)
-        sink.flush()
-    except Exception:  # as logging does: a failed write never fails the request
-        sink.handleError(logging.makeLogRecord({"msg": "access line not written"}))
-    finally:
-        sink.release()
+    sink.write_soon(formatter.line(time.time(), "info", logger.name, message, request_id, fields))
     return True

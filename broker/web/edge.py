@@ -153,7 +153,7 @@ class EdgeMiddleware:
                 # A preflight's answer carries its own CORS headers.
                 headers.extend(answer_headers[-1:] if preflight else answer_headers)
             elif message["type"] == "http.response.body" and not message.get("more_body"):
-                finish()  # in the stream before the last byte: whoever read an answer sees it
+                finish()  # timed to the last byte (JsonLineSink writes it after this turn)
             await send(message)
 
         # The attempt guard: an address with too many recent misses is refused (429), and each

@@ -10,8 +10,6 @@ the app's own handlers (`broker.web.failures`), so both ways answer alike.
 
 from __future__ import annotations
 
-import json
-
 from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.routing import compile_path
@@ -20,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from broker.errors import BrokerError
 from broker.identity.credentials import peer_address
 from broker.web.failures import answer_failure
+from broker.web.http import json_body
 from broker.web.resources import Resources
 from broker.web.routes.sessions import get_session, reconnect_view
 
@@ -55,7 +54,7 @@ class ReconnectLane:
         except (BrokerError, RedisError) as exc:
             await answer_failure(exc, scope, receive, send)
             return
-        body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
+        body = json_body(view)
         headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
