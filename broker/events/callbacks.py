@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData, Serializer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
 from starlette.datastructures import Secret
 
 from broker.bounded_json import loads_bounded
@@ -73,6 +74,16 @@ class Delivery:
     source: str
 
 
+class _UncompressedSerializer(URLSafeTimedSerializer):
+    """itsdangerous' URL-safe timed serializer, minting without trying zlib first. Compressing
+    two ids saved one byte of 71, and zlib, which sets up its window on every call, was most of
+    a mint's CPU (docs/performance.md). `loads` reads compressed payloads still, so every
+    capability minted before stays valid."""
+
+    def dump_payload(self, obj: Any) -> bytes:
+        return base64_encode(Serializer.dump_payload(self, obj))
+
+
 class CallbackCapabilities:
     """Mints and verifies the capabilities in callback URLs (keys in rotation order)."""
 
@@ -85,7 +96,7 @@ class CallbackCapabilities:
     ) -> None:
         # Settings list the signing key first; itsdangerous signs with the last of its list.
         keys = [str(key) for key in reversed(secret_keys)]
-        self._serializer = URLSafeTimedSerializer(keys, salt=CAPABILITY_SALT)
+        self._serializer = _UncompressedSerializer(keys, salt=CAPABILITY_SALT)
         self._max_age_s = max_age_s
         self._public_url = public_url
         self._categories = categories

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -13,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 
 from broker.errors import (
     FieldProblem,
@@ -48,8 +48,8 @@ class UpstreamAnswer:
 
     def json(self) -> Any:
         try:
-            return json.loads(self.body)
-        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
+            return orjson.loads(self.body)
+        except ValueError:  # not JSON, or nested past the parser's depth
             return None
 
 
@@ -102,7 +102,13 @@ def open_http_client(settings: Settings) -> aiohttp.ClientSession:
         connector=connector,
         trust_env=False,
         raise_for_status=False,
+        json_serialize=_json_text,
     )
+
+
+def _json_text(body: Any) -> str:
+    """The request's JSON as aiohttp wants it (text), by orjson, as the broker's answers."""
+    return orjson.dumps(body).decode()
 
 
 class GladiaClient:

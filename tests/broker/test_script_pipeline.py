@@ -4,13 +4,14 @@ a stall, a dropped connection and closing. Each script is sent once, whatever ha
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import DataError, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker.store.connection import NodeClient
@@ -53,6 +54,31 @@ async def test_concurrent_scripts_each_get_their_own_reply_down_one_connection(
     # All down one connection, where the pool would have opened one per script in flight.
     sending = [c for c in redis_server.client().client_list() if c["cmd"] == "evalsha"]
     assert len(sending) == 1
+
+
+@pytest.mark.parametrize(
+    ("argument", "sent"),
+    [
+        ("zoë ✓", "zoë ✓".encode()),
+        (b"\xff\x00", b"\xff\x00"),
+        (-17, b"-17"),
+        (2**70, str(2**70).encode()),
+        (0.1, b"0.1"),  # not hiredis' own: redis-py's repr
+    ],
+)
+async def test_every_argument_reaches_redis_as_redis_py_sends_it(
+    client: NodeClient, argument: object, sent: bytes
+) -> None:
+    sha = await client.script_load("return redis.sha1hex(ARGV[1])")
+    received = await client.execute_command("EVALSHA", sha, 0, argument)
+    assert received == hashlib.sha1(sent, usedforsecurity=False).hexdigest()
+    # And the pool's way, redis-py packing it (an option keeps the command off the pipeline).
+    assert await client.execute_command("EVALSHA", sha, 0, argument, keys=[]) == received
+
+
+async def test_an_argument_redis_py_refuses_is_refused_alike(client: NodeClient) -> None:
+    with pytest.raises(DataError):
+        await client.execute_command("EVALSHA", "0" * 40, 0, True)
 
 
 async def test_a_scripts_error_fails_that_script_alone(client: NodeClient) -> None:

@@ -5,11 +5,13 @@ import time
 
 import pytest
 import time_machine
+from itsdangerous import URLSafeTimedSerializer
 from starlette.datastructures import Secret
 
 from broker.bounded_json import MAX_JSON_DEPTH
 from broker.errors import BadRequest, NotFound
 from broker.events.callbacks import (
+    CAPABILITY_SALT,
     CallbackBinding,
     CallbackCapabilities,
     parse_callback,
@@ -31,6 +33,15 @@ def capabilities(
 
 def test_a_capability_verifies_to_the_binding_it_was_minted_for() -> None:
     assert capabilities().verify(capabilities().mint(BINDING)) == BINDING
+
+
+def test_a_capability_minted_compressed_by_an_earlier_version_still_verifies() -> None:
+    keys = [str(key) for key in reversed(KEYS)]
+    earlier = URLSafeTimedSerializer(keys, salt=CAPABILITY_SALT)
+    minted = earlier.dumps([BINDING.owner, BINDING.request_id])
+    assert minted.startswith(".")  # zlib's payload, as itsdangerous writes it
+    assert not capabilities().mint(BINDING).startswith(".")
+    assert capabilities().verify(minted) == BINDING
 
 
 def test_a_capability_minted_with_an_older_key_still_verifies() -> None:
