@@ -17,9 +17,9 @@ from broker.policy.init_body import SessionPolicy
 from broker.settings import Settings
 from broker.web import failures
 from broker.web.edge import CorsHeaders, EdgeMiddleware
+from broker.web.lanes import HotLanes
 from broker.web.lifespan import open_resources
 from broker.web.proxy_headers import ProxyHeadersMiddleware
-from broker.web.reconnect import ReconnectLane
 from broker.web.routes import (
     api_docs,
     callbacks,
@@ -94,7 +94,7 @@ def create_app(settings: Settings, demo: DemoOptions | None = None) -> Starlette
 
 def _middleware(settings: Settings, metrics: Metrics, routes: list[BaseRoute]) -> list[Middleware]:
     """Outermost first: the client's address, then the edge (request id, access line, CORS,
-    attempt guard; broker/web/edge.py), then the reconnect lookup's own lane."""
+    attempt guard; broker/web/edge.py), then the lookup's and the create's own lanes."""
     route_names = {route.endpoint: route.path for route in routes if isinstance(route, Route)}
     cors = CorsHeaders(
         settings.cors_origins,
@@ -106,7 +106,7 @@ def _middleware(settings: Settings, metrics: Metrics, routes: list[BaseRoute]) -
     return [
         Middleware(ProxyHeadersMiddleware, trusted_proxies=settings.trusted_proxies),
         Middleware(EdgeMiddleware, access=AccessLog(route_names, metrics), cors=cors),
-        Middleware(ReconnectLane),
+        Middleware(HotLanes),
     ]
 
 

@@ -1,5 +1,5 @@
 """Exceptions as answers: the handlers the app registers, and `answer_failure` for the routes
-served outside Starlette's exception middleware (broker/web/reconnect.py)."""
+served outside Starlette's exception middleware (broker/web/lanes.py)."""
 
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ async def test_the_same_url_comes_back_from_another_instance(
 async def test_a_lookup_answers_alike_through_its_own_lane_and_through_starlette(
     broker: httpx.AsyncClient, mint: Headers
 ) -> None:
-    # GET is served by broker.web.reconnect before routing, HEAD by the Starlette route.
+    # GET is served by broker.web.lanes before routing, HEAD by the Starlette route.
     alice = mint("alice")
     created = (await broker.post("/v1/sessions", headers=alice, json={})).json()
     path = f"/v1/sessions/{created['id']}"

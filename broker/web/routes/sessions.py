@@ -68,7 +68,7 @@ async def reconnect_view(
 
 
 async def get_session(request: Request) -> Response:
-    """HEAD here; a GET is served by `broker.web.reconnect` before Starlette's routing."""
+    """HEAD here; a GET is served by `broker.web.lanes` before Starlette's routing."""
     view = await reconnect_view(
         resources(request), request.headers, peer_address(request.scope),
         request.path_params["session_id"],
@@ -105,10 +105,14 @@ async def list_sessions(request: Request) -> Response:
     return json_response({"items": items, "next_cursor": page.next_cursor}, no_store=True)
 
 
+SESSIONS_PATH = "/v1/sessions"
+
+# The create and the lookup are served by `broker.web.lanes` before Starlette's routing; their
+# routes stay, for HEAD, the 405s and the access line's route names.
 routes = [
-    Route("/v1/sessions", create_session, methods=["POST"]),
-    Route("/v1/sessions", list_sessions, methods=["GET"]),
-    Route("/v1/sessions/{session_id}", get_session, methods=["GET"]),
-    Route("/v1/sessions/{session_id}", delete_session, methods=["DELETE"]),
-    Route("/v1/sessions/{session_id}/result", get_result, methods=["GET"]),
+    Route(SESSIONS_PATH, create_session, methods=["POST"]),
+    Route(SESSIONS_PATH, list_sessions, methods=["GET"]),
+    Route(f"{SESSIONS_PATH}/{{session_id}}", get_session, methods=["GET"]),
+    Route(f"{SESSIONS_PATH}/{{session_id}}", delete_session, methods=["DELETE"]),
+    Route(f"{SESSIONS_PATH}/{{session_id}}/result", get_result, methods=["GET"]),
 ]
