@@ -29,7 +29,8 @@ from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
-_Queued = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
+# A command as it goes on the wire, and its caller's reply.
+_Queued = tuple[bytes, "asyncio.Future[Any]"]
 
 
 class ScriptPipeline:
@@ -47,9 +48,13 @@ class ScriptPipeline:
         """The reply to one command, sent with whatever else is waiting."""
         if self._closed:
             raise RedisConnectionError("the Redis client is closed")
+        if self._connection is None:
+            self._connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+        # Packed here, so an argument redis-py refuses fails its own caller (DataError) alone.
+        command = _packed(self._connection, args)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((args, future))
+        self._queue.append((command, future))
         if self._pump is None or self._pump.done():
             self._pump = loop.create_task(self._run(), name="broker-redis-script-pipeline")
         elif self._wakeup is not None and not self._wakeup.done():
@@ -80,15 +85,14 @@ class ScriptPipeline:
                 await self._send(batch)
 
     async def _send(self, batch: list[_Queued]) -> None:
-        if self._connection is None:
-            self._connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
         connection = self._connection
+        assert connection is not None  # made by the first `execute`
         answered = 0
         try:
             # `connect` as the pool calls it (Sentinel's connections find the master there);
             # the send then PINGs a connection idle past the health interval.
-            await connection.connect()
-            await connection.send_packed_command(_packed(connection, [args for args, _ in batch]))
+            await connection.connect()  # type: ignore[no-untyped-call]
+            await connection.send_packed_command([command for command, _ in batch])
             for _, future in batch:
                 try:
                     reply = await connection.read_response()
@@ -114,16 +118,23 @@ class ScriptPipeline:
 _PLAIN_ARGUMENTS = frozenset({str, bytes, int})
 
 
-def _packed(connection: AbstractConnection, commands: list[tuple[Any, ...]]) -> list[bytes]:
-    """The commands in Redis' protocol. redis-py encodes each argument in Python first: 30 us
-    for a create's writes script (31 arguments), most of what this pipeline spends on it.
-    hiredis packs text and integers itself in 7; other arguments (floats, memoryviews, the
-    bools redis-py refuses) take redis-py's way."""
-    if connection.encoder.encoding.lower() in ("utf-8", "utf8") and all(
-        type(arg) in _PLAIN_ARGUMENTS for args in commands for arg in args
-    ):
-        return [hiredis.pack_command(args) for args in commands]
-    return connection.pack_commands(commands)
+def _packed(connection: AbstractConnection, args: tuple[Any, ...]) -> bytes:
+    """A command in Redis' protocol. redis-py encodes each argument in Python first: 30 us for
+    a create's writes script (31 arguments), most of what this pipeline spent on it. hiredis
+    packs text and integers itself, in 7; only other arguments (floats, and the bools redis-py
+    refuses) go through redis-py's encoder first."""
+    encoder = connection.encoder
+    if encoder.encoding.lower() not in ("utf-8", "utf8"):
+        return b"".join(connection.pack_command(*args))
+    if not all(type(arg) in _PLAIN_ARGUMENTS for arg in args):
+        args = tuple(
+            arg if type(arg) in _PLAIN_ARGUMENTS
+            else bytes(arg) if isinstance(arg, bytearray | memoryview)
+            else encoder.encode(arg)  # type: ignore[no-untyped-call]
+            for arg in args
+        )  # fmt: skip
+    packed: bytes = hiredis.pack_command(args)
+    return packed
 
 
 def _fail(queued: list[_Queued], failure: RedisError) -> None:

@@ -76,9 +76,14 @@ async def test_every_argument_reaches_redis_as_redis_py_sends_it(
     assert await client.execute_command("EVALSHA", sha, 0, argument, keys=[]) == received
 
 
-async def test_an_argument_redis_py_refuses_is_refused_alike(client: NodeClient) -> None:
-    with pytest.raises(DataError):
-        await client.execute_command("EVALSHA", "0" * 40, 0, True)
+async def test_an_argument_redis_py_refuses_fails_its_own_caller_alone(client: NodeClient) -> None:
+    sha = await client.script_load(ECHO)
+    refused, answered = await asyncio.gather(
+        evalsha(client, sha, True),  # type: ignore[arg-type]
+        evalsha(client, sha, "fine"),
+        return_exceptions=True,
+    )
+    assert isinstance(refused, DataError) and answered == "fine"
 
 
 async def test_a_scripts_error_fails_that_script_alone(client: NodeClient) -> None:
