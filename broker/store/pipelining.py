@@ -10,7 +10,9 @@ connection, so each script costs its share of a write and a read.
 The broker's rules for Redis still hold:
 - A script is sent once. When a batch's write or a read fails, every script of it not yet
   answered fails (503) and none is sent again: a timed-out write may have applied.
-- Every read is bounded by the socket timeout, so a stalled Redis costs at most that.
+- A batch, from its write to its last reply, is bounded by the socket timeout, so a stalled
+  Redis costs at most that. The connection itself has none: redis-py would otherwise start a
+  task for every write (`asyncio.wait_for`) and a timeout for every reply.
 - A caller that gives up (cancelled) leaves its reply to be read and dropped: the connection
   never holds a reply nobody will read.
 
@@ -28,6 +30,7 @@ import hiredis
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # A command as it goes on the wire, and its caller's reply.
 _Queued = tuple[bytes, "asyncio.Future[Any]"]
@@ -43,13 +46,14 @@ class ScriptPipeline:
         self._pump: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._closed = False
+        self._timeout_s: float | None = None
 
     async def execute(self, *args: Any) -> Any:
         """The reply to one command, sent with whatever else is waiting."""
         if self._closed:
             raise RedisConnectionError("the Redis client is closed")
         if self._connection is None:
-            self._connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+            self._connection = self._new_connection()
         # Packed here, so an argument redis-py refuses fails its own caller (DataError) alone.
         command = _packed(self._connection, args)
         loop = asyncio.get_running_loop()
@@ -60,6 +64,14 @@ class ScriptPipeline:
         elif self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
         return await future
+
+    def _new_connection(self) -> AbstractConnection:
+        options = self._pool.connection_kwargs
+        self._timeout_s = options.get("socket_timeout")
+        connection: AbstractConnection = self._pool.connection_class(
+            **{**options, "socket_timeout": None}
+        )
+        return connection
 
     async def aclose(self) -> None:
         """Fail what waits, stop the task and close the connection."""
@@ -91,24 +103,25 @@ class ScriptPipeline:
         try:
             # `connect` as the pool calls it (Sentinel's connections find the master there);
             # the send then PINGs a connection idle past the health interval.
-            await connection.connect()  # type: ignore[no-untyped-call]
-            await connection.send_packed_command([command for command, _ in batch])
-            for _, future in batch:
-                try:
-                    reply = await connection.read_response()
-                except ResponseError as refused:  # this script's own error; the rest read on
-                    reply = refused
-                answered += 1
-                if future.done():
-                    continue  # its caller gave up
-                if isinstance(reply, ResponseError):
-                    future.set_exception(reply)
-                else:
-                    future.set_result(reply)
+            async with asyncio.timeout(self._timeout_s):  # the handshake of a new one too
+                await connection.connect()  # type: ignore[no-untyped-call]
+                await connection.send_packed_command([command for command, _ in batch])
+                for _, future in batch:
+                    try:
+                        reply = await connection.read_response()
+                    except ResponseError as refused:  # this script's own; the rest read on
+                        reply = refused
+                    answered += 1
+                    if future.done():
+                        continue  # its caller gave up
+                    if isinstance(reply, ResponseError):
+                        future.set_exception(reply)
+                    else:
+                        future.set_result(reply)
         except BaseException as exc:
             # The connection may hold a half-written command or unread replies: never reuse it.
             await connection.disconnect(nowait=True)
-            failure = exc if isinstance(exc, RedisError) else RedisConnectionError(repr(exc))
+            failure = _as_redis_error(exc)
             _fail(batch[answered:], failure)
             if not isinstance(exc, Exception):
                 raise  # cancelled: the client is closing
@@ -135,6 +148,14 @@ def _packed(connection: AbstractConnection, args: tuple[Any, ...]) -> bytes:
         )  # fmt: skip
     packed: bytes = hiredis.pack_command(args)
     return packed
+
+
+def _as_redis_error(exc: BaseException) -> RedisError:
+    if isinstance(exc, RedisError):
+        return exc
+    if isinstance(exc, TimeoutError):  # the batch's own deadline
+        return RedisTimeoutError("Timeout reading from Redis")
+    return RedisConnectionError(repr(exc))
 
 
 def _fail(queued: list[_Queued], failure: RedisError) -> None:
