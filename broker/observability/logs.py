@@ -347,8 +347,9 @@ class JsonLineSink(logging.StreamHandler):  # type: ignore[type-arg]
 
     A line and a flush a request cost a write to the stream each: under load, the largest part
     of an access line (docs/performance.md). Gathered, a turn's answers share one write. A line
-    is written at most a turn after its answer's last byte went out; any record flushes the
-    lines before it first, so the stream keeps their order, as does closing the handler.
+    is written at most a turn after its answer's last byte went out. Any record writes the lines
+    before it first, so the stream keeps their order; flushing or closing the handler (as the
+    interpreter's exit does) writes them too.
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -383,6 +384,10 @@ class JsonLineSink(logging.StreamHandler):  # type: ignore[type-arg]
     def flush(self) -> None:
         self.write_pending()
         super().flush()
+
+    def close(self) -> None:
+        self.write_pending()
+        super().close()
 
 
 # The handler `configure_logging` installed for JSON lines: access lines go straight to it while
