@@ -32,6 +32,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+# Arguments hiredis writes exactly as redis-py's encoder would (UTF-8 text, decimal integers).
+_PLAIN_ARGUMENTS = frozenset({str, bytes, int})
+
 # A command as it goes on the wire, and its caller's reply.
 _Queued = tuple[bytes, "asyncio.Future[Any]"]
 
@@ -40,22 +43,26 @@ class ScriptPipeline:
     """One connection of `pool`'s kind, written by one task, a batch at a time."""
 
     def __init__(self, pool: ConnectionPool) -> None:
-        self._pool = pool
-        self._connection: AbstractConnection | None = None
+        options = pool.connection_kwargs
+        self._timeout_s: float | None = options.get("socket_timeout")
+        # Made now, connected by the first batch. It has no socket timeout of its own: the
+        # batch's deadline bounds it (see above).
+        self._connection: AbstractConnection = pool.connection_class(
+            **{**options, "socket_timeout": None}
+        )
+        self._encoder = self._connection.encoder
+        self._hiredis_packs = self._encoder.encoding.lower() in ("utf-8", "utf8")
         self._queue: list[_Queued] = []
         self._pump: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._closed = False
-        self._timeout_s: float | None = None
 
     async def execute(self, *args: Any) -> Any:
         """The reply to one command, sent with whatever else is waiting."""
         if self._closed:
             raise RedisConnectionError("the Redis client is closed")
-        if self._connection is None:
-            self._connection = self._new_connection()
         # Packed here, so an argument redis-py refuses fails its own caller (DataError) alone.
-        command = _packed(self._connection, args)
+        command = self._packed(args)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((command, future))
@@ -65,13 +72,22 @@ class ScriptPipeline:
             self._wakeup.set_result(None)
         return await future
 
-    def _new_connection(self) -> AbstractConnection:
-        options = self._pool.connection_kwargs
-        self._timeout_s = options.get("socket_timeout")
-        connection: AbstractConnection = self._pool.connection_class(
-            **{**options, "socket_timeout": None}
-        )
-        return connection
+    def _packed(self, args: tuple[Any, ...]) -> bytes:
+        """A command in Redis' protocol. redis-py encodes each argument in Python first: 30 us
+        for a create's writes script (31 arguments), most of what this pipeline spent on it.
+        hiredis packs text and integers itself, in 7; only other arguments (floats, and the
+        bools redis-py refuses) go through redis-py's encoder first."""
+        if not self._hiredis_packs:
+            return b"".join(self._connection.pack_command(*args))
+        if not all(type(arg) in _PLAIN_ARGUMENTS for arg in args):
+            args = tuple(
+                arg if type(arg) in _PLAIN_ARGUMENTS
+                else bytes(arg) if isinstance(arg, bytearray | memoryview)
+                else self._encoder.encode(arg)  # type: ignore[no-untyped-call]
+                for arg in args
+            )  # fmt: skip
+        packed: bytes = hiredis.pack_command(args)
+        return packed
 
     async def aclose(self) -> None:
         """Fail what waits, stop the task and close the connection."""
@@ -82,8 +98,7 @@ class ScriptPipeline:
                 await self._pump
         _fail(self._queue, RedisConnectionError("the Redis client is closed"))
         self._queue = []
-        if self._connection is not None:
-            await self._connection.disconnect()
+        await self._connection.disconnect()
 
     async def _run(self) -> None:
         while True:
@@ -98,7 +113,6 @@ class ScriptPipeline:
 
     async def _send(self, batch: list[_Queued]) -> None:
         connection = self._connection
-        assert connection is not None  # made by the first `execute`
         answered = 0
         try:
             # `connect` as the pool calls it (Sentinel's connections find the master there);
@@ -125,29 +139,6 @@ class ScriptPipeline:
             _fail(batch[answered:], failure)
             if not isinstance(exc, Exception):
                 raise  # cancelled: the client is closing
-
-
-# Arguments hiredis writes exactly as redis-py's encoder would (UTF-8 text, decimal integers).
-_PLAIN_ARGUMENTS = frozenset({str, bytes, int})
-
-
-def _packed(connection: AbstractConnection, args: tuple[Any, ...]) -> bytes:
-    """A command in Redis' protocol. redis-py encodes each argument in Python first: 30 us for
-    a create's writes script (31 arguments), most of what this pipeline spent on it. hiredis
-    packs text and integers itself, in 7; only other arguments (floats, and the bools redis-py
-    refuses) go through redis-py's encoder first."""
-    encoder = connection.encoder
-    if encoder.encoding.lower() not in ("utf-8", "utf8"):
-        return b"".join(connection.pack_command(*args))
-    if not all(type(arg) in _PLAIN_ARGUMENTS for arg in args):
-        args = tuple(
-            arg if type(arg) in _PLAIN_ARGUMENTS
-            else bytes(arg) if isinstance(arg, bytearray | memoryview)
-            else encoder.encode(arg)  # type: ignore[no-untyped-call]
-            for arg in args
-        )  # fmt: skip
-    packed: bytes = hiredis.pack_command(args)
-    return packed
 
 
 def _as_redis_error(exc: BaseException) -> RedisError:
