@@ -121,11 +121,8 @@ class GladiaClient:
         api = urlsplit(settings.gladia_api_url)
         self._ws_scheme = "wss" if api.scheme == "https" else "ws"
         self._api_host = api.hostname or ""
-        # A URL starting so has this scheme and host: its authority ends at that slash. (A
-        # netloc with credentials gets nothing through this shortcut.)
-        self._expected_url_start = (
-            f"{self._ws_scheme}://{api.netloc}/" if "@" not in api.netloc else "\0"
-        )
+        # A URL starting so has this scheme and the API's host: its authority ends at that slash.
+        self._expected_url_start = f"{self._ws_scheme}://{api.netloc}/"
 
     async def create_live_session(
         self, body: Mapping[str, Any], region: str | None
