@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 import orjson
@@ -23,6 +22,13 @@ from broker.errors import (
     UpstreamNotFound,
     UpstreamRejected,
     UpstreamTimeout,
+)
+from broker.gladia.transport import (
+    AnswerTimeout,
+    ConnectTimeout,
+    HttpTransport,
+    NoAnswer,
+    NotSent,
 )
 from broker.observability.logs import note_upstream_status
 from broker.observability.metrics import Metrics
@@ -75,17 +81,39 @@ class UpstreamStream:
             yield chunk
 
 
-def open_http_client(settings: Settings) -> aiohttp.ClientSession:
-    """The process's one client for Gladia: explicit timeouts and pool limits, no env proxies.
+@asynccontextmanager
+async def open_gladia(
+    settings: Settings, metrics: Metrics | None = None
+) -> AsyncIterator[GladiaClient]:
+    """The process's client for Gladia, open while the app serves; call it from the event loop."""
+    if settings.gladia_api_key is None:
+        raise ValueError("GLADIA_API_KEY is required to call Gladia")
+    api = HttpTransport(
+        settings.gladia_origin,
+        {"x-gladia-key": str(settings.gladia_api_key), "Accept": "application/json"},
+        max_connections=settings.gladia_max_connections,
+        connect_timeout_s=settings.gladia_connect_timeout_s,
+        read_timeout_s=settings.gladia_read_timeout_s,
+        total_timeout_s=settings.gladia_total_timeout_s,
+        pool_wait_s=POOL_WAIT_S,
+        max_answer_bytes=MAX_RESPONSE_BYTES,
+    )
+    files = _open_file_client(settings)
+    try:
+        yield GladiaClient(api, files, settings, metrics)
+    finally:
+        await files.close()
+        await api.aclose()
+
+
+def _open_file_client(settings: Settings) -> aiohttp.ClientSession:
+    """aiohttp for the recorded audio, streamed: explicit timeouts and pool limits, no env proxies.
 
     aiohttp rather than httpx: httpcore's pool re-scans every connection for every queued
     request, which at 50 concurrent creates cost 3 ms of CPU per call (see docs/performance.md).
-    Call it from a running event loop (the lifespan).
     """
-    if settings.gladia_api_key is None:
-        raise ValueError("GLADIA_API_KEY is required to call Gladia")
     timeout = aiohttp.ClientTimeout(
-        total=None,  # the total deadline is asyncio.timeout around each call
+        total=None,  # the audio streams at the client's pace
         connect=settings.gladia_connect_timeout_s + POOL_WAIT_S,
         sock_connect=settings.gladia_connect_timeout_s,
         sock_read=settings.gladia_read_timeout_s,
@@ -105,24 +133,28 @@ def open_http_client(settings: Settings) -> aiohttp.ClientSession:
     )
 
 
-_JSON_HEADERS = {"Content-Type": "application/json"}
-
-
 class GladiaClient:
-    """Gladia Live v2's REST surface, as the broker uses it."""
+    """Gladia Live v2's REST surface, as the broker uses it.
+
+    The JSON calls go through `api`, a lean keep-alive pool; the streamed audio through `files`.
+    """
 
     def __init__(
-        self, http: aiohttp.ClientSession, settings: Settings, metrics: Metrics | None = None
+        self,
+        api: HttpTransport,
+        files: aiohttp.ClientSession,
+        settings: Settings,
+        metrics: Metrics | None = None,
     ) -> None:
-        self._http = http
+        self._api = api
+        self._files = files
         self._metrics = metrics
-        self._total_timeout_s = settings.gladia_total_timeout_s
         self._retry_after_s = settings.retry_after_s
-        api = urlsplit(settings.gladia_api_url)
-        self._ws_scheme = "wss" if api.scheme == "https" else "ws"
-        self._api_host = api.hostname or ""
+        api_url = urlsplit(settings.gladia_api_url)
+        self._ws_scheme = "wss" if api_url.scheme == "https" else "ws"
+        self._api_host = api_url.hostname or ""
         # A URL starting so has this scheme and the API's host: its authority ends at that slash.
-        self._expected_url_start = f"{self._ws_scheme}://{api.netloc}/"
+        self._expected_url_start = f"{self._ws_scheme}://{api_url.netloc}/"
 
     async def create_live_session(
         self, body: Mapping[str, Any], region: str | None
@@ -181,53 +213,31 @@ class GladiaClient:
         json: Any = None,
         params: Mapping[str, str] | None = None,
     ) -> UpstreamAnswer:
+        target = quote(path) + (f"?{urlencode(params)}" if params else "")
+        body = None if json is None else orjson.dumps(json)
         started = time.perf_counter()
         try:
-            # `sock_read` bounds the gap between bytes; the deadline bounds a server that drips.
-            async with asyncio.timeout(self._total_timeout_s):
-                async with await self._request(method, path, json=json, params=params) as response:
-                    body = await _read_capped(response)
-                    answer = UpstreamAnswer(method, response.status, response.headers, body)
-        except aiohttp.ConnectionTimeoutError:
+            answer = await self._api.request(method, target, body, "application/json")
+        except ConnectTimeout:
             # No connection in time (pool or connect): nothing was sent, so no session exists.
             self._observe(method, path, "timeout", started)
             logger.warning("gladia %s %s could not connect in time", method, _route(path))
             raise UpstreamTimeout("Gladia did not answer in time") from None
-        except aiohttp.ClientConnectorError:
+        except NotSent:
             self._observe(method, path, "error", started)
             logger.warning("gladia %s %s could not connect", method, _route(path))
             raise UpstreamError("Gladia could not be reached") from None
-        except TimeoutError:
+        except AnswerTimeout:
             self._observe(method, path, "timeout", started)
             logger.warning("gladia %s %s timed out", method, _route(path))
             error: UpstreamError = UpstreamTimeout("Gladia did not answer in time")
             raise error.with_unknown_outcome() from None
-        except (aiohttp.ClientError, UpstreamAnswerTooLarge) as exc:
+        except NoAnswer as exc:
             self._observe(method, path, "error", started)
             logger.warning("gladia %s %s failed: %s", method, _route(path), type(exc).__name__)
             raise UpstreamError("Gladia could not be reached").with_unknown_outcome() from None
-        self._observe(method, path, answer.status_code, started)
-        return answer
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, str] | None = None,
-    ) -> aiohttp.ClientResponse:
-        """Send once; a connection that could not be opened is retried once (nothing was sent)."""
-        # The JSON as bytes, by orjson: aiohttp's own JSON payload costs more than the encoding.
-        data, headers = (None, None) if json is None else (orjson.dumps(json), _JSON_HEADERS)
-        try:
-            return await self._http.request(
-                method, path, data=data, headers=headers, params=params, allow_redirects=False
-            )
-        except aiohttp.ClientConnectorError:
-            return await self._http.request(
-                method, path, data=data, headers=headers, params=params, allow_redirects=False
-            )
+        self._observe(method, path, answer.status, started)
+        return UpstreamAnswer(method, answer.status, answer.headers, answer.body)
 
     def _observe(self, method: str, path: str, outcome: int | str, started: float) -> None:
         """Gladia's answer, for the access line and the upstream metrics."""
@@ -270,7 +280,7 @@ class GladiaClient:
         path = f"{LIVE_PATH}/{session_id}/file"
         started = time.perf_counter()
         try:
-            response = await self._request("GET", path)
+            response = await self._files.get(path, allow_redirects=False)
         except TimeoutError:
             self._observe("GET", path, "timeout", started)
             raise UpstreamTimeout("Gladia did not answer in time") from None

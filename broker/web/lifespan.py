@@ -22,7 +22,7 @@ from broker.events.jobs import BackgroundJobs, JobRunner, QueuePolicy
 from broker.events.relay import DeadLetters, Relay, open_relay_client
 from broker.events.results import ResultFetcher
 from broker.events.webhooks import WebhookVerifier
-from broker.gladia.client import GladiaClient, open_http_client
+from broker.gladia.client import GladiaClient, open_gladia
 from broker.identity.credentials import (
     Authenticator,
     GatewayIdentity,
@@ -66,8 +66,7 @@ async def open_resources(
     async with AsyncExitStack() as opened:
         redis_client = open_redis(settings)
         opened.push_async_callback(redis_client.aclose)
-        http_client = open_http_client(settings)
-        opened.push_async_callback(http_client.close)
+        gladia = await opened.enter_async_context(open_gladia(settings, metrics))
         jwks_client = None
         if jwks_tls_context is not None:
             jwks_client = open_jwks_client(settings, jwks_tls_context)
@@ -77,7 +76,7 @@ async def open_resources(
             relay_client = open_relay_client(settings)
             opened.push_async_callback(relay_client.aclose)
 
-        clients = _Clients(redis_client, GladiaClient(http_client, settings, metrics), relay_client)
+        clients = _Clients(redis_client, gladia, relay_client)
         resources, jobs = _build(settings, metrics, policy, capabilities, clients, jwks_client)
         jobs.start()
         opened.push_async_callback(jobs.stop)

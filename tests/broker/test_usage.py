@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as redis
 
 from broker.events.results import ResultFetcher
-from broker.gladia.client import GladiaClient, open_http_client
+from broker.gladia.client import open_gladia
 from broker.identity.credentials import Subject
 from broker.observability.metrics import Metrics
 from broker.policy.limits import Limits
@@ -83,18 +83,12 @@ async def test_a_finished_session_is_counted_into_its_owners_day_once(
     record = await SessionStore(client, settings).load(key("alice"), created["id"])
     assert record is not None and record.client_ref == "order-17"
     metrics = Metrics()
-    http = open_http_client(settings)
-    try:
+    async with open_gladia(settings) as gladia:
         fetcher = ResultFetcher(
-            SessionStore(client, settings),
-            GladiaClient(http, settings),
-            Limits(client, settings),
-            Usage(client, metrics),
+            SessionStore(client, settings), gladia, Limits(client, settings), Usage(client, metrics)
         )
         assert await fetcher.finish_if_final(record, result)
         assert await fetcher.finish_if_final(record, result)
-    finally:
-        await http.close()
     assert metrics.registry.get_sample_value("broker_usage_audio_seconds_total") == 0
     again = (await broker.get("/v1/usage", headers=alice)).json()
     assert again["days"] == usage["days"]

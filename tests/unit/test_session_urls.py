@@ -10,12 +10,17 @@ import pytest
 
 from broker.errors import UpstreamError
 from broker.gladia.client import GladiaClient
+from broker.gladia.transport import HttpTransport
 from broker.settings import Settings
 
 
 def client(api_url: str) -> GladiaClient:
     # The check reads settings only; no request is sent.
-    return GladiaClient(cast(aiohttp.ClientSession, None), Settings(gladia_api_url=api_url))
+    return GladiaClient(
+        cast(HttpTransport, None),
+        cast(aiohttp.ClientSession, None),
+        Settings(gladia_api_url=api_url),
+    )
 
 
 @pytest.mark.parametrize(
