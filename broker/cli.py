@@ -34,6 +34,7 @@ from broker.store.events import DeadLetter, EventStore
 from broker.web.app import create_app, create_metrics_app
 from broker.web.routes.demo import DemoOptions
 from broker.web.routes.tokens import minted_answer
+from broker.web.server_protocol import CoalescingHttpToolsProtocol
 
 DEV_SUBJECT = "dev-user"
 DEV_SERVICE_KEY = "development-only-service-key-000000"
@@ -115,6 +116,7 @@ def _serve(args: argparse.Namespace) -> None:
         access_log=False,
         log_config=None,
         server_header=False,
+        http=CoalescingHttpToolsProtocol,
     )
     server = uvicorn.Server(config)
     freeze_startup_objects()

@@ -1,5 +1,7 @@
 """The lookup baseline: the least a reconnect lookup can cost, a Starlette endpoint doing one
-redis-py GET, served by uvicorn exactly as `broker serve` serves the broker.
+redis-py GET, served by uvicorn with `broker serve`'s options and collector settings and
+uvicorn's own HTTP protocol (the broker's, which sends an answer in one write, is the broker's
+work: bare Starlette does not have it).
 
 Run as `python -m tests.bench.baseline --port P --redis-url URL`.
 """
@@ -60,8 +62,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
     args = parser.parse_args()
-    # Served as `broker serve` serves the broker, collector settings and uvicorn options alike,
-    # so that only the application differs.
+    # Served with `broker serve`'s collector settings and uvicorn options, so that only the
+    # application and the HTTP protocol's writes differ.
     app = create_baseline_app(args.redis_url)
     freeze_startup_objects()
     uvicorn.run(
