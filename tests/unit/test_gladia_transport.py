@@ -125,6 +125,23 @@ def transport(port: int, scheme: str = "http", **options: Any) -> HttpTransport:
     return HttpTransport(f"{scheme}://127.0.0.1:{port}", {"x-gladia-key": CANARY_KEY}, **settings)
 
 
+async def failure(
+    reply: Reply, expected: type[Exception], method: str = "GET", **options: Any
+) -> tuple[Server, float]:
+    """One call to a server answering with `reply`, which must fail so; and how long it took."""
+    async with serving(reply) as (server, port):
+        http = transport(port, **options)
+        body = b"{}" if method == "POST" else None
+        started = time.monotonic()
+        with pytest.raises(expected):
+            await http.request(
+                method, "/v2/live" if body else "/v2/live/s1", body, "application/json"
+            )
+        took = time.monotonic() - started
+        await http.aclose()
+    return server, took
+
+
 async def test_a_request_carries_the_key_the_host_and_its_body_and_reads_the_answer() -> None:
     async with serving() as (server, port):
         http = transport(port)
@@ -201,13 +218,8 @@ async def test_a_silent_server_is_cut_off_at_the_read_timeout() -> None:
         await asyncio.sleep(5)
         return False
 
-    async with serving(silent) as (_, port):
-        http = transport(port, read_timeout_s=0.2)
-        started = time.monotonic()
-        with pytest.raises(AnswerTimeout):
-            await http.request("POST", "/v2/live", b"{}", "application/json")
-        assert 0.15 < time.monotonic() - started < 1.0
-        await http.aclose()
+    _, took = await failure(silent, AnswerTimeout, "POST", read_timeout_s=0.2)
+    assert 0.15 < took < 1.0
 
 
 async def test_a_server_that_drips_is_cut_off_at_the_total_deadline() -> None:
@@ -219,13 +231,8 @@ async def test_a_server_that_drips_is_cut_off_at_the_total_deadline() -> None:
             await asyncio.sleep(0.05)
         return False
 
-    async with serving(drip) as (_, port):
-        http = transport(port, read_timeout_s=0.2, total_timeout_s=0.5)
-        started = time.monotonic()
-        with pytest.raises(AnswerTimeout):
-            await http.request("GET", "/v2/live/s1")
-        assert 0.45 < time.monotonic() - started < 1.5
-        await http.aclose()
+    _, took = await failure(drip, AnswerTimeout, read_timeout_s=0.2, total_timeout_s=0.5)
+    assert 0.45 < took < 1.5
 
 
 async def test_connection_close_is_honoured() -> None:
@@ -255,6 +262,17 @@ async def test_an_idle_connection_the_server_closed_is_not_written_to() -> None:
         assert (await http.request("POST", "/v2/live", b"{}", "application/json")).status == 200
         await http.aclose()
     assert (server.connections, len(server.requests)) == (2, 2)
+
+
+async def test_a_connection_idle_past_the_keepalive_is_not_reused() -> None:
+    async with serving() as (server, port):
+        http = transport(port, keepalive_s=0.1)
+        await http.request("GET", "/v2/live/s1")
+        await http.request("GET", "/v2/live/s1")
+        await asyncio.sleep(0.2)
+        await http.request("GET", "/v2/live/s1")
+        await http.aclose()
+    assert (server.connections, len(server.requests)) == (2, 3)
 
 
 def close_on_second_request() -> Reply:
@@ -293,11 +311,7 @@ async def test_a_connection_dropped_mid_answer_is_an_unknown_outcome_even_for_a_
         writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"id":')
         return False
 
-    async with serving(half) as (server, port):
-        http = transport(port)
-        with pytest.raises(NoAnswer):
-            await http.request("GET", "/v2/live/s1")
-        await http.aclose()
+    server, _ = await failure(half, NoAnswer)
     assert len(server.requests) == 1
 
 
@@ -343,11 +357,7 @@ async def test_an_answer_past_the_cap_is_refused(raw: bytes) -> None:
         await asyncio.sleep(1)
         return False
 
-    async with serving(reply) as (_, port):
-        http = transport(port, max_answer_bytes=1024)
-        with pytest.raises(AnswerTooLarge):
-            await http.request("GET", "/v2/live/s1")
-        await http.aclose()
+    await failure(reply, AnswerTooLarge, max_answer_bytes=1024)
 
 
 async def test_an_answer_that_is_not_http_is_an_unknown_outcome() -> None:
@@ -355,11 +365,8 @@ async def test_an_answer_that_is_not_http_is_an_unknown_outcome() -> None:
         writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
         return False
 
-    async with serving(garbage) as (_, port):
-        http = transport(port)
-        with pytest.raises(NoAnswer):
-            await http.request("POST", "/v2/live", b"{}", "application/json")
-        await http.aclose()
+    server, _ = await failure(garbage, NoAnswer, "POST")
+    assert len(server.requests) == 1
 
 
 async def test_bytes_past_the_answer_retire_the_connection() -> None:
