@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE", "PUT", "OPTIONS"})
+IDEMPOTENT_METHODS = frozenset({"GET", "DELETE", "PUT", "OPTIONS"})
 
 
 class NotSent(Exception):
@@ -53,9 +53,10 @@ class HttpTransport:
     """Requests to one origin over at most `max_connections` kept-alive connections.
 
     A call first takes an idle connection, else opens one while under the cap, else waits
-    `pool_wait_s` for one to come back. A reused connection the server has closed in the
-    meantime is noticed before writing; one it closes while the request is in flight is
-    retried once on a new connection for idempotent methods only.
+    `pool_wait_s` for one to come back. A connection the server has closed before the request
+    is written is replaced by a new one in its slot; one it closes under a kept-alive request,
+    before a byte of the answer, is too, for idempotent methods only. `HEAD` is not supported
+    (the parser would wait for the body its answer announces).
     """
 
     def __init__(
@@ -101,6 +102,8 @@ class HttpTransport:
         self, method: str, target: str, body: bytes | None = None, content_type: str = ""
     ) -> Answer:
         """One exchange; `target` is the path and query, already quoted."""
+        if method == "HEAD":
+            raise ValueError("HEAD is not supported")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._total_timeout_s
         head = f"{method} {target} HTTP/1.1\r\n{self._fixed_headers}"
@@ -110,14 +113,29 @@ class HttpTransport:
         connection, reused = await self._acquire(loop, deadline)
         try:
             return await self._exchange(connection, payload, deadline)
+        except _Unwritten:
+            written = False
         except _Dropped:
             if not (reused and method in IDEMPOTENT_METHODS):
+                self._free_slot()
                 raise NoAnswer() from None
-        # The server closed a kept-alive connection as the request went out: once more.
-        connection, _ = await self._acquire(loop, deadline)
+            written = True
+        # The server closed the connection first: once more, on a new one in the same slot.
+        try:
+            connection = await self._connect(loop, deadline)
+        except NotSent:
+            if written:
+                raise NoAnswer() from None
+            raise
         try:
             return await self._exchange(connection, payload, deadline)
+        except _Unwritten:
+            self._free_slot()
+            if written:
+                raise NoAnswer() from None
+            raise NotSent() from None
         except _Dropped:
+            self._free_slot()
             raise NoAnswer() from None
 
     async def aclose(self) -> None:
@@ -131,9 +149,15 @@ class HttpTransport:
                 waiter.set_exception(NotSent())
 
     async def _exchange(self, connection: _Connection, payload: bytes, deadline: float) -> Answer:
-        """Send and read the answer; the connection goes back to the pool, or is closed."""
+        """Send and read the answer; the connection goes back to the pool, or is closed.
+
+        Closed by the server first (`_Unwritten`, `_Dropped`), it keeps its slot for the retry.
+        """
         try:
             answer = await connection.exchange(payload, self._read_timeout_s, deadline)
+        except (_Unwritten, _Dropped):
+            connection.close()
+            raise
         except BaseException:
             self._discard(connection)
             raise
@@ -209,7 +233,7 @@ class HttpTransport:
                 self._release(handed)
 
     def _release(self, connection: _Connection) -> None:
-        if not connection.reusable or self._closed:
+        if not (connection.reusable and connection.usable) or self._closed:
             self._discard(connection)
             return
         while self._waiters:
@@ -232,6 +256,10 @@ class HttpTransport:
                 waiter.set_result(None)
                 return
         self._opened -= 1
+
+
+class _Unwritten(Exception):
+    """The connection was closed before the request could be written: nothing was sent."""
 
 
 class _Dropped(Exception):
@@ -270,7 +298,7 @@ class _Connection(asyncio.Protocol):
         self, payload: bytes, read_timeout_s: float, deadline: float
     ) -> asyncio.Future[Answer]:
         if not self.usable or self._transport is None:
-            raise _Dropped()
+            raise _Unwritten()
         self.reusable = False
         self._answer = answer = self.loop.create_future()
         self._status, self._headers, self._body, self._size = 0, {}, [], 0
@@ -282,6 +310,7 @@ class _Connection(asyncio.Protocol):
         return answer
 
     def close(self) -> None:
+        self.reusable = False
         self._settle(NoAnswer())
         if self._transport is not None:
             self._transport.abort()
@@ -299,7 +328,7 @@ class _Connection(asyncio.Protocol):
         self._last_heard = self.loop.time()
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):  # 101 is not an answer
             self._settle(NoAnswer())
             self.close()
             return

@@ -2,16 +2,21 @@
 
 uvicorn writes an answer's head as the app sends `http.response.start` and its body as it sends
 `http.response.body`: two `send()` calls on the socket for every answer, and on loopback a
-`send()` costs more than most of what the broker does for a lookup. Here the writes made in one
-turn of the event loop are joined and leave together at the turn's end.
+`send()` costs more than most of what the broker does for a lookup. Here the small writes made
+in one turn of the event loop are joined and leave together at the turn's end; a large one goes
+at once, so that the transport's buffer, and uvicorn's flow control on it, sees it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+# Held back no further than this: past it, writes go straight to the transport.
+HOLD_BYTES = 64 * 1024
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
@@ -22,28 +27,42 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 class _CoalescingTransport:
     """A transport whose writes wait for the end of the loop's turn; the rest passes through."""
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    __slots__ = ("_loop", "_pending", "_pending_bytes", "_transport")
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
         self._loop = asyncio.get_running_loop()
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
 
     def write(self, data: bytes) -> None:
+        if self._pending_bytes + len(data) > HOLD_BYTES:
+            self._flush()
+            self._transport.write(data)
+            return
         if not self._pending:
             self._loop.call_soon(self._flush)
         self._pending.append(data)
+        self._pending_bytes += len(data)
+
+    def writelines(self, lines: Iterable[bytes]) -> None:
+        for data in lines:
+            self.write(data)
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
 
     def close(self) -> None:
         self._flush()  # what was written before the close still goes out
         self._transport.close()
 
     def abort(self) -> None:
-        self._pending.clear()
+        self._pending, self._pending_bytes = [], 0
         self._transport.abort()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+        return self._transport.get_write_buffer_size() + self._pending_bytes
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._flush()  # the connection changes hands (a WebSocket upgrade): nothing held back
@@ -53,7 +72,7 @@ class _CoalescingTransport:
         return getattr(self._transport, name)
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, []
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
         if not pending or self._transport.is_closing():
             return
         self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))

@@ -59,6 +59,12 @@ class Server:
     most_open: int = 0
     requests: list[Request] = field(default_factory=list)
     handlers: list[asyncio.Task[Any] | None] = field(default_factory=list)
+    listener: asyncio.Server | None = None
+
+    def stop_listening(self) -> None:
+        """No new connection from now on; those open stay open."""
+        assert self.listener is not None
+        self.listener.close()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -100,7 +106,7 @@ async def serving(
     reply: Reply = answer_ok, tls: ssl.SSLContext | None = None
 ) -> AsyncIterator[tuple[Server, int]]:
     server = Server(reply)
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=tls)
+    listener = server.listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=tls)
     port = listener.sockets[0].getsockname()[1]
     try:
         yield server, port
@@ -306,6 +312,53 @@ async def test_a_kept_alive_connection_closed_under_a_create_is_an_unknown_outco
     assert len(server.requests) == 2, "a create is never sent twice"
 
 
+async def test_the_retry_opens_a_new_connection_rather_than_take_another_stale_one() -> None:
+    async with serving(close_on_second_request()) as (server, port):
+        http = transport(port, max_connections=2)
+        await asyncio.gather(http.request("GET", "/v2/live/a"), http.request("GET", "/v2/live/b"))
+        assert (await http.request("GET", "/v2/live/c")).status == 200
+        await http.aclose()
+    assert server.connections == 3
+    assert [request.line for request in server.requests[2:]] == [b"GET /v2/live/c HTTP/1.1"] * 2
+
+
+async def test_a_call_written_then_dropped_whose_retry_cannot_connect_is_an_unknown_outcome() -> (
+    None
+):
+    async with serving(close_on_second_request()) as (server, port):
+        http = transport(port)
+        await http.request("GET", "/v2/live/a")
+        server.stop_listening()
+        with pytest.raises(NoAnswer):  # the server has the DELETE: not "never sent"
+            await http.request("DELETE", "/v2/live/a")
+        await http.aclose()
+    assert server.requests[-1].line == b"DELETE /v2/live/a HTTP/1.1"
+
+
+async def test_a_connection_closed_as_it_is_handed_to_a_waiting_create_is_replaced() -> None:
+    async def answer_then_close(
+        request: Request, served: int, writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(OK)
+        return False
+
+    async with serving(answer_then_close) as (server, port):
+        http = transport(port, max_connections=1)
+        answers = await asyncio.gather(
+            *(http.request("POST", "/v2/live", b"{}", "application/json") for _ in range(2))
+        )
+        await http.aclose()
+    assert [answer.status for answer in answers] == [200, 200]
+    assert (server.connections, len(server.requests)) == (2, 2), "each create sent once"
+
+
+async def test_head_is_refused_before_anything_is_sent() -> None:
+    http = transport(free_port())
+    with pytest.raises(ValueError):
+        await http.request("HEAD", "/v2/live/s1")
+    await http.aclose()
+
+
 async def test_a_connection_dropped_mid_answer_is_an_unknown_outcome_even_for_a_get() -> None:
     async def half(request: Request, served: int, writer: asyncio.StreamWriter) -> bool:
         writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"id":')
@@ -360,9 +413,14 @@ async def test_an_answer_past_the_cap_is_refused(raw: bytes) -> None:
     await failure(reply, AnswerTooLarge, max_answer_bytes=1024)
 
 
-async def test_an_answer_that_is_not_http_is_an_unknown_outcome() -> None:
+@pytest.mark.parametrize(
+    "raw",
+    [b"SSH-2.0-OpenSSH_9.2\r\n\r\n", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"],
+    ids=["not-http", "switching-protocols"],
+)
+async def test_an_answer_that_is_not_an_http_answer_is_an_unknown_outcome(raw: bytes) -> None:
     async def garbage(request: Request, served: int, writer: asyncio.StreamWriter) -> bool:
-        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+        writer.write(raw)
         return False
 
     server, _ = await failure(garbage, NoAnswer, "POST")

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from broker.web.server_protocol import CoalescingHttpToolsProtocol, _CoalescingTransport
+from broker.web.server_protocol import HOLD_BYTES, CoalescingHttpToolsProtocol, _CoalescingTransport
 from tests.support.servers import serve_in_thread
 
 
@@ -37,6 +37,9 @@ class RecordingTransport:
 
     def get_write_buffer_size(self) -> int:
         return 0
+
+    def write_eof(self) -> None:
+        self.writes.append(b"<eof>")
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("10.0.0.7", 5000)}.get(name, default)
@@ -73,6 +76,23 @@ async def test_closing_sends_what_was_written_first_and_aborting_drops_it() -> N
     transport.abort()
     await asyncio.sleep(0)
     assert (real.writes, real.aborted) == ([], True)
+
+
+async def test_a_large_write_goes_at_once_after_what_was_held() -> None:
+    transport, real = coalescing()
+    transport.write(b"head")
+    transport.write(b"x" * (HOLD_BYTES + 1))
+    # At once, so that the real transport's buffer (and uvicorn's flow control) sees it.
+    assert real.writes == [b"head", b"x" * (HOLD_BYTES + 1)]
+    await asyncio.sleep(0)
+    assert len(real.writes) == 2
+
+
+async def test_the_end_of_writing_and_many_lines_keep_their_order() -> None:
+    transport, real = coalescing()
+    transport.writelines([b"a", b"b"])
+    transport.write_eof()
+    assert real.writes == [b"ab", b"<eof>"]
 
 
 async def test_everything_else_is_the_real_transports() -> None:
