@@ -1,10 +1,11 @@
 """HTTP/1.1 to one origin for small JSON calls: a keep-alive pool of asyncio protocols.
 
 Gladia's create is the broker's hottest upstream call, and its fixed cost is the client's: aiohttp
-spends 109 to 181 us of CPU on a `POST /v2/live`, this 29 to 73 us (docs/performance.md, session
-7). Answers are parsed by httptools (llhttp, uvicorn's own parser). Everything a caller needs to
-know is in the exception's class: whether the request left (`NotSent`) or its outcome is unknown
-(`NoAnswer`). No message ever holds a header value, a target or a byte of the answer.
+spent 107 to 211 us of CPU on a `POST /v2/live`, this 22 to 81 us (50 calls in flight to one;
+docs/performance.md, session 8). Answers are parsed by httptools (llhttp, uvicorn's own
+parser). Everything a caller needs to know is in the exception's class: whether the request left
+(`NotSent`) or its outcome is unknown (`NoAnswer`). No message ever holds a header value, a
+target or a byte of the answer.
 """
 
 from __future__ import annotations
