@@ -284,11 +284,13 @@ def test_the_gateway_limits_requests_per_client_address(gateway: Nginx) -> None:
     noisy = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.4"))
     quiet = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.5"))
     with noisy, quiet:
-        statuses = [noisy.get(f"{gateway.base_url}/healthz").status_code for _ in range(80)]
-        refused = noisy.get(f"{gateway.base_url}/healthz")
+        answers = [noisy.get(f"{gateway.base_url}/healthz") for _ in range(80)]
         assert quiet.get(f"{gateway.base_url}/healthz").status_code == 200
+    statuses = [answer.status_code for answer in answers]
     assert statuses.count(429) > 0 and statuses[0] == 200
-    assert refused.status_code == 429
+    # A refusal from inside the burst: a request sent after it could find a token refilled
+    # (20 a second) on a slow machine.
+    refused = answers[statuses.index(429)]
     assert refused.headers["retry-after"] == "1"
     assert refused.json()["title"] == "Too many requests"
 
