@@ -118,18 +118,26 @@ def open_redis(settings: Settings) -> redis.Redis:
 class NodeClient(redis.Redis):
     """A client of one server (or of the master Sentinel names) whose scripts are pipelined.
 
-    `EVALSHA` without options goes down the `ScriptPipeline`'s connection, batched with the
-    other scripts in flight; every other command goes through the pool as redis-py sends it.
+    `EVALSHA` without options goes down the `ScriptPipeline`'s connection, shared by every
+    script in flight, and so does `SCRIPT LOAD`: a script is loaded on the server that runs it,
+    which after a failover may not be the one a pooled connection is still on. Every other
+    command goes through the pool as redis-py sends it.
     """
 
     _scripts: ScriptPipeline | None = None
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        if args[0] == "EVALSHA" and not options:
-            if self._scripts is None:
-                self._scripts = ScriptPipeline(self.connection_pool)
-            return await self._scripts.execute(*args)
+        if not options and args[0] == "EVALSHA":
+            return await self._script_pipeline().execute(*args)
+        if not options and args[0] == "SCRIPT LOAD":
+            sha = await self._script_pipeline().execute("SCRIPT", "LOAD", *args[1:])
+            return sha.decode() if isinstance(sha, bytes) else sha  # as redis-py answers it
         return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+    def _script_pipeline(self) -> ScriptPipeline:
+        if self._scripts is None:
+            self._scripts = ScriptPipeline(self.connection_pool)
+        return self._scripts
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         if self._scripts is not None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError, NoScriptError, ResponseError
+from redis.exceptions import DataError, NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker.store.connection import NodeClient
@@ -160,3 +160,72 @@ async def test_closing_fails_what_waits_and_refuses_what_comes(
         await waiting
     with pytest.raises(RedisConnectionError):
         await evalsha(client, sha, "y")
+
+
+def _script_connections(redis_server: RedisServer) -> list[str]:
+    return [c["id"] for c in redis_server.client().client_list() if c["cmd"] == "evalsha"]
+
+
+async def test_a_connection_closed_while_idle_is_replaced_before_the_next_script(
+    client: NodeClient, redis_server: RedisServer
+) -> None:
+    sha = await client.script_load(ECHO)
+    assert await evalsha(client, sha, "before") == "before"
+    [first] = _script_connections(redis_server)
+    redis_server.client().client_kill_filter(_id=first)
+    await asyncio.sleep(0.1)  # the close reaches the event loop
+    assert await evalsha(client, sha, "after") == "after"  # nothing was sent on the closed one
+    assert _script_connections(redis_server) != [first]
+    assert await client.get("count") == "2"
+
+
+async def test_a_connection_idle_past_the_health_check_is_pinged_first(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    pool = aioredis.BlockingConnectionPool.from_url(
+        redis_url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S, health_check_interval=0.2
+    )
+    node = NodeClient.from_pool(pool)
+    assert isinstance(node, NodeClient)
+    try:
+        sha = await node.script_load(ECHO)
+        assert await evalsha(node, sha, "a") == "a"
+        admin = redis_server.client()
+        admin.config_resetstat()
+        assert await evalsha(node, sha, "b") == "b"  # recently read: no PING
+        assert "cmdstat_ping" not in admin.info("commandstats")
+        await asyncio.sleep(0.3)
+        assert await evalsha(node, sha, "c") == "c"
+        assert admin.info("commandstats")["cmdstat_ping"]["calls"] == 1
+    finally:
+        await node.aclose()
+
+
+async def test_a_server_turned_replica_fails_the_script_and_the_next_one_reconnects(
+    client: NodeClient, redis_server: RedisServer
+) -> None:
+    sha = await client.script_load(ECHO)
+    assert await evalsha(client, sha, "before") == "before"
+    [first] = _script_connections(redis_server)
+    admin = redis_server.client()
+    admin.replicaof("127.0.0.1", 1)  # a master that never answers
+    try:
+        with pytest.raises(ReadOnlyError):
+            await evalsha(client, sha, "refused")
+    finally:
+        admin.replicaof("NO", "ONE")
+    # A failover's new master is found by connecting again (Sentinel names it then).
+    assert await evalsha(client, sha, "after") == "after"
+    assert _script_connections(redis_server) != [first]
+
+
+async def test_a_script_is_loaded_down_the_connection_that_runs_it(
+    client: NodeClient, redis_server: RedisServer
+) -> None:
+    """After a failover, a pooled connection may still be on the old master, a replica now,
+    which loads scripts too: a script loaded there would be unknown where it runs."""
+    sha = await client.script_load(ECHO)
+    assert sha == hashlib.sha1(ECHO.encode(), usedforsecurity=False).hexdigest()
+    [loader] = [c["id"] for c in redis_server.client().client_list() if c["cmd"] == "script|load"]
+    assert await evalsha(client, sha, "after") == "after"
+    assert _script_connections(redis_server) == [loader]
