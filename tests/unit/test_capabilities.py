@@ -6,6 +6,7 @@ import time
 import pytest
 import time_machine
 from itsdangerous import URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
 from starlette.datastructures import Secret
 
 from broker.bounded_json import MAX_JSON_DEPTH
@@ -42,6 +43,17 @@ def test_a_capability_minted_compressed_by_an_earlier_version_still_verifies() -
     assert minted.startswith(".")  # zlib's payload, as itsdangerous writes it
     assert not capabilities().mint(BINDING).startswith(".")
     assert capabilities().verify(minted) == BINDING
+
+
+def test_a_capability_is_minted_as_itsdangerous_mints_it_uncompressed() -> None:
+    keys = [str(key) for key in reversed(KEYS)]
+    reference = URLSafeTimedSerializer(keys, salt=CAPABILITY_SALT)
+    with time_machine.travel(1_760_000_000.5, tick=False):
+        minted = capabilities().mint(BINDING)
+        value = json.dumps([BINDING.owner, BINDING.request_id], separators=(",", ":"))
+        payload = reference.make_signer().sign(base64_encode(value.encode())).decode()
+    assert minted == payload
+    assert reference.loads(minted) == [BINDING.owner, BINDING.request_id]
 
 
 def test_a_capability_minted_with_an_older_key_still_verifies() -> None:
