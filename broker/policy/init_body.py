@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
+
 from broker.errors import FieldProblem, InvalidFields, SettingsError
 from broker.policy.rules import (
     BIT_DEPTHS,
@@ -206,6 +208,11 @@ class _Fields:
         return result
 
 
+# Create bodies whose checked configuration is kept (an app sends the same few), and the
+# longest body kept: a body is its own key.
+CHECKED_BODIES_CACHED = 256
+CHECKED_BODY_MAX_BYTES = 4096
+
 # (subject key, request id) -> the `callback` and `callback_config` fields of a create.
 CallbackFields = Callable[[str, str], dict[str, Any]]
 
@@ -232,6 +239,7 @@ class SessionPolicy:
             )
         for preset in self.rules.presets.values():
             self._check_preset(preset)
+        self._checked_bodies: dict[bytes, dict[str, Any]] = {}
 
     @classmethod
     def from_settings(
@@ -249,7 +257,7 @@ class SessionPolicy:
         self, client_body: object, subject_key: str, request_id: str | None = None
     ) -> InitRequest:
         """Map an untrusted create body to the Gladia init body; raises InvalidFields."""
-        config = self.client_config(client_body)
+        config = dict(self._checked(client_body))
         region = config.pop("region", None) or self._default_region
         request_id = request_id or uuid.uuid4().hex
         messages_config = {**config.pop("messages_config", {}), "receive_acknowledgments": True}
@@ -264,6 +272,27 @@ class SessionPolicy:
             "custom_metadata": metadata,
         }
         return InitRequest(body=gladia_body, region=region, request_id=request_id)
+
+    def _checked(self, client_body: object) -> dict[str, Any]:
+        """`client_config(client_body)`, kept for bodies seen before. The policy is a function of
+        the body alone (its rules are fixed when the broker starts), and a body that serialises
+        to the same JSON is the same body: orjson writes 1, 1.0 and true apart, but NaN and the
+        infinities as null, so a body with a null is never kept. What is kept is never changed:
+        the caller copies what it changes."""
+        try:
+            key = orjson.dumps(client_body)
+        except (orjson.JSONEncodeError, TypeError):  # an integer beyond 64 bits, say
+            return self.client_config(client_body)
+        if b"null" in key:
+            return self.client_config(client_body)
+        config = self._checked_bodies.get(key)
+        if config is None:
+            config = self.client_config(client_body)  # a refusal raises: never kept
+            if len(key) <= CHECKED_BODY_MAX_BYTES:
+                if len(self._checked_bodies) >= CHECKED_BODIES_CACHED:
+                    del self._checked_bodies[next(iter(self._checked_bodies))]
+                self._checked_bodies[key] = config
+        return config
 
     def client_config(self, client_body: object) -> dict[str, Any]:
         """The checked configuration a create body asks for, its preset applied."""

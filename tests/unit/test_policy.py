@@ -336,3 +336,38 @@ def test_odd_keys_are_named_quoted_and_short(key: str, named: str) -> None:
 def test_a_whole_number_written_with_a_decimal_point_is_that_number() -> None:
     init = SessionPolicy(8, None).build_init_request({"channels": 2.0}, "subject-key")
     assert init.body["channels"] == 2 and isinstance(init.body["channels"], int)
+
+
+def test_a_body_seen_before_is_checked_the_same_and_each_create_gets_its_own_body() -> None:
+    policy = SessionPolicy(2, None)
+    body = {"channels": 2, "language_config": {"languages": ["en"]}}
+    first = policy.build_init_request(body, "abc123")
+    first.body["channels"] = 99
+    first.body["messages_config"]["receive_partial_transcripts"] = True
+    second = policy.build_init_request(json.loads(json.dumps(body)), "def456")
+    assert second.body["channels"] == 2
+    assert second.body["messages_config"] == {"receive_acknowledgments": True}
+    assert second.body["custom_metadata"]["broker_subject"] == "def456"
+    assert second.request_id != first.request_id
+
+
+@pytest.mark.parametrize(
+    ("accepted", "refused"),
+    [
+        ({"channels": 1}, {"channels": True}),
+        ({"endpointing": 0.5}, {"endpointing": float("nan")}),
+        ({"endpointing": 0.5}, {"endpointing": float("inf")}),
+        # orjson writes NaN as null: the two bodies would share a key.
+        ({"custom_metadata": {"a": None}}, {"custom_metadata": {"a": float("nan")}}),
+        ({"sample_rate": 16000}, {"sample_rate": "16000"}),
+    ],
+)
+def test_a_body_alike_but_not_the_same_is_checked_on_its_own(
+    accepted: dict[str, Any], refused: dict[str, Any]
+) -> None:
+    policy = SessionPolicy(2, None)
+    policy.build_init_request(accepted, "abc123")
+    with pytest.raises(InvalidFields):
+        policy.build_init_request(refused, "abc123")
+    with pytest.raises(InvalidFields):  # and a refusal is not kept either
+        policy.build_init_request(refused, "abc123")
