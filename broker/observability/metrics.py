@@ -177,6 +177,7 @@ class Metrics:
         self._gauges: dict[str, Gauge] = {}
         self._sampled: dict[str, _Sampler] = {}
         self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}
+        self._upstream_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
         method = method_label(method)
@@ -205,8 +206,18 @@ class Metrics:
         return children
 
     def observe_upstream(self, method: str, path: str, outcome: str, duration_s: float) -> None:
-        self.upstream_requests.labels(method_label(method), path, outcome).inc()
-        self.upstream_seconds.labels(method_label(method), path).observe(duration_s)
+        children = self._upstream_children.get((method, path, outcome))
+        if children is None:
+            label = method_label(method)
+            children = (
+                self.upstream_requests.labels(label, path, outcome),
+                self.upstream_seconds.labels(label, path),
+            )
+            if len(self._upstream_children) < REQUEST_CHILDREN_MAX:
+                self._upstream_children[method, path, outcome] = children
+        requests, seconds = children
+        requests.inc()
+        seconds.observe(duration_s)
 
     def count_refusal(self, error: Exception) -> None:
         self.refusals.labels(reason_label(error)).inc()

@@ -15,7 +15,7 @@ it, and its `max_duration_s` ends the session's URL and leases early (`expires_a
 from __future__ import annotations
 
 import logging
-import uuid
+import secrets
 from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
@@ -79,7 +79,7 @@ class SessionCreator:
         (made in the admission script, or before an Idempotency-Key is claimed); the caller
         makes it before any other refusal is answered (`PendingRevocation.first`).
         """
-        request_id = uuid.uuid4().hex
+        request_id = secrets.token_hex(16)
         init = self._policy.build_init_request(client_body, subject.key, request_id=request_id)
         check_bindings(subject.grant.bindings, client_body, init.body, subject.grant.token_id)
         if idempotency_key is None:

@@ -149,7 +149,7 @@ class SessionStore:
                 record.to_json() if self._legacy else record.stored(),
                 self._session_ttl_s,
                 record.id,
-                time.time(),
+                repr(time.time()),  # as redis-py writes a float, without its encoder
                 self._index_max,
                 max(self._session_ttl_s, self._result_ttl_s),
             ],
