@@ -107,20 +107,8 @@ class Bench:
         large_dir = self.run_dir / "large"
         large_dir.mkdir()
         self.large_redis = start_redis_server(large_dir)
-        simulator_port, baseline_port = free_port(), free_port()
-        self.simulator = start_python(
-            "simulator",
-            [
-                "-m", "broker.simulator.standalone",
-                "--port", str(simulator_port),
-                f"--api-key={self.gladia_key}",
-                # Every create of the run stays open: the account cap is not what is measured.
-                "--max-live-sessions", "10000000",
-            ],
-            {},
-            self.run_dir,
-            base_url=f"http://127.0.0.1:{simulator_port}",
-        )  # fmt: skip
+        baseline_port = free_port()
+        self.simulator = self.start_simulator()
         self.broker = self._start_broker("broker", self.redis.url)
         self.large_broker = self._start_broker("broker-1m", self.large_redis.url)
         self.baseline = start_python(
@@ -143,8 +131,27 @@ class Bench:
         self.redis_process = _RedisProcess(self.redis, "redis")
         self.large_redis_process = _RedisProcess(self.large_redis, "redis-1m")
 
-    def _start_broker(self, name: str, redis_url: str, code: Path = REPO_ROOT) -> Process:
-        """`broker serve` with production settings, running the code of the tree at `code`."""
+    def start_simulator(self) -> Process:
+        port = free_port()
+        return start_python(
+            "simulator",
+            [
+                "-m", "broker.simulator.standalone",
+                "--port", str(port),
+                f"--api-key={self.gladia_key}",
+                # Every create of the run stays open: the account cap is not what is measured.
+                "--max-live-sessions", "10000000",
+            ],
+            {},
+            self.run_dir,
+            base_url=f"http://127.0.0.1:{port}",
+        )  # fmt: skip
+
+    def _start_broker(
+        self, name: str, redis_url: str, code: Path = REPO_ROOT, prefix: tuple[str, ...] = ()
+    ) -> Process:
+        """`broker serve` with production settings, running the code of the tree at `code`
+        (under `prefix`, a profiler's command line, when one is given)."""
         port = free_port()
         env = {
             "PYTHONPATH": str(code),
@@ -172,6 +179,7 @@ class Bench:
             env,
             self.run_dir,
             base_url=f"http://127.0.0.1:{port}",
+            prefix=prefix,
         )
 
     def stop(self) -> None:

@@ -78,8 +78,10 @@ def start_python(
     env: dict[str, str],
     run_dir: Path,
     base_url: str | None = None,
+    prefix: tuple[str, ...] = (),
 ) -> Process:
-    """Run `python -m …` from `run_dir` (so no developer `.env` is read) with this repo's code."""
+    """Run `python -m …` from `run_dir` (so no developer `.env` is read) with this repo's code,
+    under `prefix` (a profiler's command line) when one is given."""
     log_path = run_dir / f"{name}.log"
     child_env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -88,7 +90,7 @@ def start_python(
     }
     with log_path.open("wb") as log:
         popen = subprocess.Popen(
-            [sys.executable, *args],
+            [*prefix, sys.executable, *args],
             cwd=run_dir,
             env=child_env,
             stdout=log,
