@@ -153,7 +153,9 @@ class EdgeMiddleware:
                 # A preflight's answer carries its own CORS headers.
                 headers.extend(answer_headers[-1:] if preflight else answer_headers)
             elif message["type"] == "http.response.body" and not message.get("more_body"):
-                finish()  # timed to the last byte (JsonLineSink writes it after this turn)
+                await send(message)  # the whole answer leaves here (server_protocol.py)
+                finish()  # timed to the last byte, made after it left (and written after this turn)
+                return
             await send(message)
 
         # The attempt guard: an address with too many recent misses is refused (429), and each

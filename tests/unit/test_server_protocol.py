@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -11,7 +12,8 @@ import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from broker.web.server_protocol import HOLD_BYTES, CoalescingHttpToolsProtocol, _CoalescingTransport
 from tests.support.servers import serve_in_thread
@@ -61,6 +63,9 @@ async def test_the_writes_of_one_turn_leave_together_at_its_end() -> None:
     transport.write(b"more")
     await asyncio.sleep(0)
     assert real.writes[1:] == [b"more"]
+    transport.write(b"now")
+    transport.flush()
+    assert real.writes[2:] == [b"now"]
 
 
 async def test_closing_sends_what_was_written_first_and_aborting_drops_it() -> None:
@@ -129,3 +134,26 @@ def test_uvicorn_serves_whole_answers_and_streams_as_they_are_written() -> None:
     assert [line for line, _ in arrivals] == ["data: 0", "data: 1", "data: 2"]
     # Each event leaves as it is written, not with the end of the answer.
     assert arrivals[1][1] - arrivals[0][1] > 0.1
+
+
+def test_a_whole_answer_leaves_before_the_rest_of_its_turn_runs() -> None:
+    """What the app does after its last byte (the access line, the middlewares' unwinding)
+    does not hold the answer back: here it blocks the loop until the client has read it."""
+    read = threading.Event()
+    waited: list[bool] = []
+
+    async def answer_then_block(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+        waited.append(read.wait(timeout=5))  # nothing yields to the loop meanwhile
+
+    app = Starlette(routes=[Mount("/", app=answer_then_block)])
+    with (
+        serve_in_thread(app, http=CoalescingHttpToolsProtocol) as base_url,
+        httpx.Client(base_url=base_url) as client,
+    ):
+        assert client.get("/").text == "ok"
+        read.set()
+        assert client.get("/").text == "ok"  # the kept-alive connection serves the next one
+    assert waited[0] is True
