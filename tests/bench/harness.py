@@ -47,7 +47,14 @@ CREATE_BODY = {
     "language_config": {"languages": ["en"]},
     "messages_config": {"receive_partial_transcripts": True},
 }
-CREATE_SUBJECTS = 1000
+# The users the creates come from. Every create of a run stays live (the caps are raised for
+# the load), so each user holds creates / CREATE_SUBJECTS live sessions at the end, where the
+# memory row samples them; a real user holds at most BROKER_MAX_LIVE_PER_SUBJECT (3). Enough
+# users that each one's index and leases stay under Redis' 128-member listpack limit at a few
+# thousand creates a second, as a real user's would (at 1,000 users and 3,000 creates a second
+# they were skiplists, some 150 bytes a member instead of 60); few enough that every user's
+# token stays in the broker's cache (4,096), as an active user's would.
+CREATE_SUBJECTS = 4000
 LOOKUP_SESSIONS = 1000
 
 
