@@ -94,6 +94,12 @@ COMMANDS = (
         "the comparison for one second, the tree against itself, and a ref's worktree",
     ),
     Exercised(
+        r"python -m tests\.bench\.instructions --against \S+$",
+        "tests/bench/test_instructions.py",
+        (("tests/bench/test_instructions.py", "from tests.bench.instructions import count"),),
+        "both scenarios counted for 20 requests, twice, the counts agreeing",
+    ),
+    Exercised(
         r"(curl -s .*localhost:8000/|SESSION=\$\(curl -s .*localhost:8000/"
         r"|echo \$SESSION$|ID=\$\(echo \$SESSION \| python3 )",
         here("test_the_quick_starts_calls_answer_as_documented"),
