@@ -71,20 +71,28 @@ def _counted(
 ) -> int:
     """The instructions the broker ran for the first `requests` of `prepared`, sent a second
     time."""
-    control = ["callgrind_control"]
     with httpx.Client(base_url=broker.base_url or "", timeout=60.0) as client:
         _send(client, prepared, requests)
-        subprocess.run([*control, "--instr=on", str(broker.pid)], check=True, capture_output=True)
+        _control(broker, "--instr=on")
         _send(client, prepared, requests)
-        subprocess.run([*control, "--instr=off", str(broker.pid)], check=True, capture_output=True)
+        _control(broker, "--instr=off")
     # A dump writes what was counted since the last one to a file of its own, and resets.
     before = set(out_file.parent.glob(f"{out_file.name}*"))
-    subprocess.run([*control, "--dump", str(broker.pid)], check=True, capture_output=True)
+    _control(broker, "--dump")
     (dump,) = set(out_file.parent.glob(f"{out_file.name}*")) - before
     for line in dump.read_text().splitlines():
         if line.startswith("totals:"):  # its `summary:` is written before anything is counted
             return int(line.split()[1])
     raise RuntimeError(f"no totals in {dump}")
+
+
+def _control(broker: Process, command: str) -> None:
+    """One of callgrind_control's commands, which exits 0 when it finds no such process too."""
+    done = subprocess.run(
+        ["callgrind_control", command, str(broker.pid)], capture_output=True, text=True
+    )
+    if "OK" not in done.stdout:
+        raise RuntimeError(f"callgrind_control {command}: {done.stdout}{done.stderr}")
 
 
 def _send(client: httpx.Client, prepared: Sequence[PreparedRequest], requests: int) -> None:
