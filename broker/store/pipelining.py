@@ -42,8 +42,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-# Arguments hiredis writes exactly as redis-py's encoder would (UTF-8 text, decimal integers).
-_PLAIN_ARGUMENTS = frozenset({str, bytes, int})
+# Arguments hiredis writes exactly as redis-py's encoder would (UTF-8 text, decimal integers,
+# floats as `repr` writes them).
+_PLAIN_ARGUMENTS = frozenset({str, bytes, int, float})
 _PING = hiredis.pack_command(("PING",))
 # hiredis' answer when a reply is not complete yet (its default, False, is a RESP3 value).
 _INCOMPLETE = object()
@@ -81,9 +82,9 @@ class ScriptPipeline:
 
     def _packed(self, args: tuple[Any, ...]) -> bytes:
         """A command in Redis' protocol. redis-py encodes each argument in Python first: 30 us
-        for a create's writes script (31 arguments). hiredis packs text and integers itself, in
-        7; only other arguments (floats, and the bools redis-py refuses) go through redis-py's
-        encoder first."""
+        for a create's writes script (31 arguments). hiredis packs text, integers and floats
+        itself, in 7; only other arguments (bytearrays, and the bools redis-py refuses) go
+        through redis-py's encoder first."""
         if not self._hiredis_packs:
             return b"".join(self._packer.pack_command(*args))
         if not all(type(arg) in _PLAIN_ARGUMENTS for arg in args):

@@ -149,7 +149,7 @@ class SessionStore:
                 record.to_json() if self._legacy else record.stored(),
                 self._session_ttl_s,
                 record.id,
-                repr(time.time()),  # as redis-py writes a float, without its encoder
+                time.time(),
                 self._index_max,
                 max(self._session_ttl_s, self._result_ttl_s),
             ],

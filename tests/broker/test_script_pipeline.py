@@ -63,7 +63,7 @@ async def test_concurrent_scripts_each_get_their_own_reply_down_one_connection(
         (b"\xff\x00", b"\xff\x00"),
         (-17, b"-17"),
         (2**70, str(2**70).encode()),
-        (0.1, b"0.1"),  # not hiredis' own: redis-py's repr
+        (0.1, b"0.1"),  # redis-py's repr, which hiredis writes too
     ],
 )
 async def test_every_argument_reaches_redis_as_redis_py_sends_it(
@@ -162,8 +162,8 @@ async def test_closing_fails_what_waits_and_refuses_what_comes(
         await evalsha(client, sha, "y")
 
 
-def _script_connections(redis_server: RedisServer) -> list[str]:
-    return [c["id"] for c in redis_server.client().client_list() if c["cmd"] == "evalsha"]
+def _script_connections(redis_server: RedisServer, last_command: str = "evalsha") -> list[str]:
+    return [c["id"] for c in redis_server.client().client_list() if c["cmd"] == last_command]
 
 
 async def test_a_connection_closed_while_idle_is_replaced_before_the_next_script(
@@ -226,6 +226,6 @@ async def test_a_script_is_loaded_down_the_connection_that_runs_it(
     which loads scripts too: a script loaded there would be unknown where it runs."""
     sha = await client.script_load(ECHO)
     assert sha == hashlib.sha1(ECHO.encode(), usedforsecurity=False).hexdigest()
-    [loader] = [c["id"] for c in redis_server.client().client_list() if c["cmd"] == "script|load"]
+    [loader] = _script_connections(redis_server, "script|load")
     assert await evalsha(client, sha, "after") == "after"
     assert _script_connections(redis_server) == [loader]
