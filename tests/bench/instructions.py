@@ -98,13 +98,8 @@ def _control(broker: Process, command: str) -> None:
 def _send(client: httpx.Client, prepared: Sequence[PreparedRequest], requests: int) -> None:
     for n in range(requests):
         request = prepared[n % len(prepared)]
-        headers = dict([request.header]) if request.header else {}
-        if request.client:
-            headers["X-Forwarded-For"] = request.client
-        if request.body:
-            headers["Content-Type"] = "application/json"
         response = client.request(
-            request.method, request.path, headers=headers, content=request.body or None
+            request.method, request.path, headers=request.headers(), content=request.body or None
         )
         if response.status_code >= 300:
             raise RuntimeError(f"{request.method} {request.path} answered {response.status_code}")

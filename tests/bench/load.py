@@ -35,6 +35,20 @@ class PreparedRequest:
             raise ValueError("a prepared request may not contain tabs or newlines")
         return "\t".join(fields)
 
+    @classmethod
+    def from_line(cls, line: str) -> PreparedRequest:
+        method, path, name, value, client, body = (line.split("\t") + [""] * 6)[:6]
+        return cls(method, path, (name, value) if name else None, body, client)
+
+    def headers(self) -> dict[str, str]:
+        """What every load generator sends with it (lua/requests.lua writes the same)."""
+        headers = dict([self.header]) if self.header else {}
+        if self.client:
+            headers["X-Forwarded-For"] = self.client
+        if self.body:
+            headers["Content-Type"] = "application/json"
+        return headers
+
 
 @dataclass(frozen=True)
 class LoadResult:

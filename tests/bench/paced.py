@@ -21,6 +21,8 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.bench.load import PreparedRequest
+
 WARMUP_S = 1.0
 
 
@@ -28,13 +30,9 @@ def read_requests(path: Path) -> list[tuple[str, str, dict[str, str], bytes | No
     """The harness's prepared requests: METHOD, PATH, HEADER NAME, HEADER VALUE, BODY."""
     prepared = []
     for line in path.read_text().splitlines():
-        method, target, name, value, client, body = (line.split("\t") + [""] * 6)[:6]
-        headers = {name: value} if name else {}
-        if client:
-            headers["X-Forwarded-For"] = client
-        if body:
-            headers["Content-Type"] = "application/json"
-        prepared.append((method, target, headers, body.encode() if body else None))
+        request = PreparedRequest.from_line(line)
+        body = request.body.encode() if request.body else None
+        prepared.append((request.method, request.path, request.headers(), body))
     return prepared
 
 
